@@ -191,6 +191,9 @@ struct scope_spec {
 };
 
 struct scope_liveness {
+	/* Called once at the start of each reclaim (may be NULL): a cache can
+	 * take in what changed since the last one. */
+	void (*begin)(void *ctx);
 	/* true while the process owning A is alive */
 	bool (*alive)(void *ctx, const struct scope_alloc *a);
 	void *ctx;
