@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rules.c - coverage of rules and the delegation-tree rules of the table:
+ * overlap, full cover, effective write scope, conflict owner.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+bool scope_rules_overlap(const struct scope_rule *a, const struct scope_rule *b)
+{
+	/* A recursive rule covers its target and all below, a shallow one its
+	 * target and the target's direct children. */
+	if (a->recursive && b->recursive)
+		return scope_path_starts_with(a->target, b->target) ||
+		       scope_path_starts_with(b->target, a->target);
+	if (a->recursive)
+		return scope_path_starts_with(b->target, a->target) ||
+		       scope_path_parent_is(a->target, b->target);
+	if (b->recursive)
+		return scope_path_starts_with(a->target, b->target) ||
+		       scope_path_parent_is(b->target, a->target);
+	return scope_path_eq(a->target, b->target) || scope_path_parent_is(a->target, b->target) ||
+	       scope_path_parent_is(b->target, a->target);
+}
+
+bool scope_covers_fully(const struct scope_rule *cover, const struct scope_rule *inner)
+{
+	if (cover->perm < inner->perm)
+		return false;
+	if (cover->recursive)
+		return scope_path_starts_with(inner->target, cover->target);
+	return !inner->recursive && scope_path_eq(inner->target, cover->target);
+}
+
+static bool any_write_overlap(const struct scope_alloc *a, const struct scope_rule *rule)
+{
+	for (size_t i = 0; i < a->nrules; i++)
+		if (a->rules[i].perm == SCOPE_WRITE && scope_rules_overlap(&a->rules[i], rule))
+			return true;
+	return false;
+}
+
+/* Some rule of A covers RULE fully (write rules only when RULE writes). */
+static bool covered_by(const struct scope_rule *rules, size_t n, const struct scope_rule *rule)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (rule->perm == SCOPE_WRITE && rules[i].perm != SCOPE_WRITE)
+			continue;
+		if (scope_covers_fully(&rules[i], rule))
+			return true;
+	}
+	return false;
+}
+
+/* Effective write check of PARENT, ignoring child SKIP (the pod whose own
+ * rules are being replaced). */
+bool scope_within_effective_skip(const struct scope_table *t, const struct scope_alloc *parent,
+				 const struct scope_rule *rule, const struct scope_alloc *skip)
+{
+	struct scope_alloc *c;
+
+	if (!covered_by(parent->rules, parent->nrules, rule))
+		return false;
+	if (rule->perm != SCOPE_WRITE)
+		return true;
+	for (c = scope_first_child(t, parent); c; c = scope_next_sibling(t, c))
+		if (c != skip && any_write_overlap(c, rule))
+			return false;
+	return true;
+}
+
+bool scope_within_effective_write(const struct scope_table *t, const char *parent,
+				  const struct scope_rule *rule)
+{
+	struct scope_alloc *p = scope_find(t, parent);
+
+	return p && scope_within_effective_skip(t, p, rule, NULL);
+}
+
+/* The deepest pod under A whose write rules overlap RULE; SKIP's subtree
+ * is left out.  DEPTH bounds the walk against cycles in foreign files. */
+static const struct scope_alloc *conflict_in_subtree(const struct scope_table *t,
+						     const struct scope_alloc *a,
+						     const struct scope_rule *rule,
+						     const struct scope_alloc *skip, size_t depth)
+{
+	struct scope_alloc *c;
+
+	if (a == skip || depth > t->n || !any_write_overlap(a, rule))
+		return NULL;
+	for (c = scope_first_child(t, a); c; c = scope_next_sibling(t, c)) {
+		const struct scope_alloc *owner = conflict_in_subtree(t, c, rule, skip, depth + 1);
+
+		if (owner)
+			return owner;
+	}
+	return a;
+}
+
+const struct scope_alloc *scope_conflict_owner_skip(const struct scope_table *t,
+						    const struct scope_rule *rule, const char *exempt,
+						    const struct scope_alloc *skip)
+{
+	if (rule->perm != SCOPE_WRITE)
+		return NULL;
+	for (size_t i = 0; i < t->n; i++) {
+		const struct scope_alloc *a = t->a[i], *owner;
+
+		if (a->parent)
+			continue;
+		owner = conflict_in_subtree(t, a, rule, skip, 0);
+		if (!owner)
+			continue;
+		/* The original moves on to the next tree when the owner is exempt. */
+		if (exempt && strcmp(owner->name, exempt) == 0)
+			continue;
+		return owner;
+	}
+	return NULL;
+}
+
+const char *scope_conflict_owner(const struct scope_table *t, const struct scope_rule *rule,
+				 const char *exempt)
+{
+	const struct scope_alloc *owner = scope_conflict_owner_skip(t, rule, exempt, NULL);
+
+	return owner ? owner->name : NULL;
+}
