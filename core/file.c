@@ -18,7 +18,11 @@
  * save stopped before step 2) or the new one (after step 4).
  *
  * Cache.  The table's canonical text is kept; a lock compares the file
- * with it and parses again only when another writer changed it.
+ * with it and parses again only when another writer changed it.  Where
+ * the file system gives every change a new ctime once the old one was
+ * read (multigrain timestamps, probed at open), an unchanged fstat()
+ * after our own last look proves the bytes unchanged and the comparison
+ * is skipped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +55,8 @@ struct scope_file {
 	 * non-canonical file), else empty: the file is table->text. */
 	struct sbuf foreign;
 	bool known;	 /* the cache describes the file's current content */
+	bool fine_ctime; /* each change after an fstat gets a new ctime */
+	struct stat seen; /* fstat after our last read or write (valid when known) */
 	bool dead;	 /* a fault-injected save "killed" this writer */
 	long fault_step, fault_byte, step;
 };
@@ -124,6 +130,47 @@ static int open_checked(const char *path, int flags, struct scope_err *err)
 	return fd;
 }
 
+/* Does the file system holding PATH give a change that follows an fstat a
+ * ctime of its own, even within one clock tick?  Asked of an unnamed file
+ * in the same directory, a few times over. */
+static bool probe_fine_ctime(const char *path)
+{
+	char *dir = strdup(path), *slash;
+	struct stat a, b;
+	bool fine = true;
+	int fd;
+
+	if (!dir)
+		return false;
+	slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	fd = open(slash ? dir : ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	free(dir);
+	if (fd < 0)
+		return false;
+	for (int i = 0; i < 16 && fine; i++) {
+		fine = fstat(fd, &a) == 0 && pwrite(fd, "x", 1, 0) == 1 && fstat(fd, &b) == 0 &&
+		       (a.st_ctim.tv_sec != b.st_ctim.tv_sec || a.st_ctim.tv_nsec != b.st_ctim.tv_nsec);
+	}
+	close(fd);
+	return fine;
+}
+
+static bool same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Remember what the file looks like now that the cache matches it. */
+static void note_seen(struct scope_file *f)
+{
+	if (fstat(f->fd, &f->seen) < 0)
+		f->known = false;
+}
+
 int scope_file_open(struct scope_file **out, const char *path, struct scope_err *err)
 {
 	struct scope_file *f;
@@ -152,6 +199,7 @@ int scope_file_open(struct scope_file **out, const char *path, struct scope_err 
 		goto fail;
 	}
 	f->fd = rc;
+	f->fine_ctime = probe_fine_ctime(path);
 	*out = f;
 	return 0;
 fail:
@@ -398,7 +446,7 @@ static int recover(struct scope_file *f, struct scope_err *err)
 	if (j.len < sizeof(h))
 		goto torn_free;
 	memcpy(&h, j.p, sizeof(h));
-	if (memcmp(h.magic, JMAGIC, 8) != 0 || h.from >= h.newlen ||
+	if (memcmp(h.magic, JMAGIC, 8) != 0 || h.from > h.newlen || h.newlen == 0 ||
 	    h.newlen - h.from > j.len - sizeof(h))
 		goto torn_free;
 	n = (size_t)(h.newlen - h.from);
@@ -483,12 +531,17 @@ static int refresh(struct scope_file *f, struct scope_err *err)
 
 	if (f->known && f->table) {
 		const struct sbuf *mine = f->foreign.p ? &f->foreign : &f->table->text;
+		struct stat now;
 
+		if (f->fine_ctime && fstat(f->fd, &now) == 0 && same_stat(&now, &f->seen))
+			return 0;
 		rc = same_content(f->fd, mine->p, mine->len, &same);
 		if (rc < 0)
 			return io_err(err, rc, "cannot read", f->path);
-		if (same)
+		if (same) {
+			note_seen(f);
 			return 0;
+		}
 	}
 	rc = read_all(f->fd, &buf);
 	if (rc < 0) {
@@ -530,6 +583,7 @@ static int refresh(struct scope_file *f, struct scope_err *err)
 			sbuf_add(&f->foreign, "", 0);
 	}
 	f->known = true;
+	note_seen(f);
 	return 0;
 }
 
@@ -570,7 +624,7 @@ int scope_file_trylock(struct scope_file *f, struct scope_table **table, struct 
 
 static bool table_changed(const struct scope_table *t)
 {
-	return !t->text_valid || t->first_change != SIZE_MAX;
+	return t->modified;
 }
 
 int scope_file_save(struct scope_file *f, struct scope_err *err)
@@ -583,12 +637,23 @@ int scope_file_save(struct scope_file *f, struct scope_err *err)
 		return scope_fail(err, SCOPE_EINVAL, -EINVAL, "table `%s` is not locked", f->path);
 	if (!table_changed(t) && !f->foreign.p)
 		return 0;
-	oldlen = f->foreign.p ? f->foreign.len : t->text.len;
+	{
+		struct stat st;
+
+		if (fstat(f->fd, &st) < 0)
+			return io_err(err, -errno, "cannot stat", f->path);
+		oldlen = (size_t)st.st_size;
+	}
 	rc = table_render(t, &from);
 	if (rc < 0) {
 		f->known = false;
 		return scope_fail(err, SCOPE_EIO, rc, "out of memory");
 	}
+	/* Renders since the last save (scope_table_dump) moved the start. */
+	if (t->dirty_from < from)
+		from = t->dirty_from;
+	if (from > t->text.len)
+		from = t->text.len;
 	if (f->foreign.p) {
 		/* The file was not in canonical form: compare to find the start. */
 		size_t n = oldlen < t->text.len ? oldlen : t->text.len;
@@ -597,6 +662,8 @@ int scope_file_save(struct scope_file *f, struct scope_err *err)
 			;
 		if (from == n && oldlen == t->text.len) {
 			sbuf_release(&f->foreign);
+			t->modified = false;
+			t->dirty_from = SIZE_MAX;
 			return 0;
 		}
 	}
@@ -606,6 +673,9 @@ int scope_file_save(struct scope_file *f, struct scope_err *err)
 		return rc;
 	}
 	sbuf_release(&f->foreign);
+	t->modified = false;
+	t->dirty_from = SIZE_MAX;
+	note_seen(f);
 	return 0;
 }
 

@@ -35,13 +35,14 @@ uint64_t scope_hash(const void *data, size_t len);
 
 /* Per-allocation state the header does not show. */
 struct scope_alloc_priv {
-	json_t *ext;	    /* unknown fields of the object, in order (never NULL) */
+	json_t *ext;	    /* unknown fields of the object, in order, or NULL */
 	size_t seg;	    /* offset of the separator before this element in table text */
 	size_t body;	    /* offset of its first byte */
 	size_t end;	    /* offset just past this element in table text */
 	bool dirty;	    /* its text must be rendered again */
 	struct scope_alloc *up, *child, *last_child, *sib; /* delegation index */
 	bool linked;	    /* up is valid (the parent exists) */
+	struct rmeta *meta; /* per rule, computed on first use; NULL when stale */
 };
 
 struct scope_table {
@@ -59,6 +60,8 @@ struct scope_table {
 	size_t head_end;	/* offset just past the "[" of allocations */
 	size_t first_change;	/* lowest element index whose text is stale, or SIZE_MAX */
 	bool text_valid;	/* text renders the model (apart from first_change on) */
+	bool modified;		/* changed since it was read or last saved */
+	size_t dirty_from;	/* first byte of text rendered anew since then */
 	struct scope_change *ch;
 	size_t nch, capch;
 };
@@ -86,7 +89,19 @@ void json_render_alloc(struct sbuf *b, const struct scope_alloc *a);
 void json_render_value(struct sbuf *b, json_t *v, int level);
 void json_render_string(struct sbuf *b, const char *s, size_t len);
 
+/* path.c */
+bool path_simple(const char *s);
+
+/* A rule's target prepared for fast comparison (see rules.c). */
+struct rmeta {
+	size_t len;  /* strlen(target) */
+	size_t plen; /* bytes of its parent part (before the last '/') */
+	bool simple; /* path_simple(target) */
+};
+
 /* rules.c */
+void rmeta_of(const struct scope_rule *r, struct rmeta *m);
+const struct rmeta *alloc_meta(const struct scope_alloc *a);
 bool scope_within_effective_skip(const struct scope_table *t, const struct scope_alloc *parent,
 				 const struct scope_rule *rule, const struct scope_alloc *skip);
 const struct scope_alloc *scope_conflict_owner_skip(const struct scope_table *t,

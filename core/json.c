@@ -476,6 +476,8 @@ static int convert_alloc(struct scan *s, size_t at, json_t *o, struct scope_allo
 			start = v; /* ours: checked once pid is known */
 			rc = 0;
 		} else {
+			if (!a->priv->ext && !(a->priv->ext = json_object()))
+				return scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
 			rc = json_object_set(a->priv->ext, key, v) < 0
 				     ? scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory")
 				     : 0;
@@ -653,6 +655,8 @@ int json_parse_table(const char *buf, size_t len, const char *name, struct scope
 		goto fail;
 	}
 	t->index_dirty = true;
+	t->modified = false;
+	t->dirty_from = SIZE_MAX;
 	*out = t;
 	return 0;
 fail:

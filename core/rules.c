@@ -3,9 +3,69 @@
  * rules.c - coverage of rules and the delegation-tree rules of the table:
  * overlap, full cover, effective write scope, conflict owner.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+
+void rmeta_of(const struct scope_rule *r, struct rmeta *m)
+{
+	const char *slash = strrchr(r->target, '/');
+
+	m->len = strlen(r->target);
+	m->plen = slash ? (size_t)(slash - r->target) : 0;
+	m->simple = path_simple(r->target);
+}
+
+/* Prepared targets of A's rules, kept until its rules change. */
+const struct rmeta *alloc_meta(const struct scope_alloc *ca)
+{
+	struct scope_alloc *a = (struct scope_alloc *)ca; /* a cache */
+
+	if (!a->priv->meta && a->nrules) {
+		a->priv->meta = malloc(a->nrules * sizeof(*a->priv->meta));
+		if (!a->priv->meta)
+			return NULL;
+		for (size_t i = 0; i < a->nrules; i++)
+			rmeta_of(&a->rules[i], &a->priv->meta[i]);
+	}
+	return a->priv->meta;
+}
+
+/* Path relations on simple targets: plain byte comparisons. */
+static bool fast_starts(const char *p, const struct rmeta *mp, const char *b, const struct rmeta *mb)
+{
+	if (mb->len == 1)
+		return true;
+	return mp->len >= mb->len && memcmp(p, b, mb->len) == 0 &&
+	       (mp->len == mb->len || p[mb->len] == '/');
+}
+
+static bool fast_parent(const char *p, const struct rmeta *mp, const char *q, const struct rmeta *mq)
+{
+	if (mp->len == 1)
+		return false;
+	if (mp->plen == 0)
+		return mq->len == 1;
+	return mq->len == mp->plen && memcmp(p, q, mp->plen) == 0;
+}
+
+static bool overlap_prepared(const struct scope_rule *a, const struct rmeta *ma,
+			     const struct scope_rule *b, const struct rmeta *mb)
+{
+	const char *x = a->target, *y = b->target;
+
+	if (!ma || !mb || !ma->simple || !mb->simple)
+		return scope_rules_overlap(a, b);
+	if (a->recursive && b->recursive)
+		return fast_starts(x, ma, y, mb) || fast_starts(y, mb, x, ma);
+	if (a->recursive)
+		return fast_starts(y, mb, x, ma) || fast_parent(x, ma, y, mb);
+	if (b->recursive)
+		return fast_starts(x, ma, y, mb) || fast_parent(y, mb, x, ma);
+	return (ma->len == mb->len && memcmp(x, y, ma->len) == 0) || fast_parent(x, ma, y, mb) ||
+	       fast_parent(y, mb, x, ma);
+}
 
 bool scope_rules_overlap(const struct scope_rule *a, const struct scope_rule *b)
 {
@@ -33,10 +93,14 @@ bool scope_covers_fully(const struct scope_rule *cover, const struct scope_rule 
 	return !inner->recursive && scope_path_eq(inner->target, cover->target);
 }
 
-static bool any_write_overlap(const struct scope_alloc *a, const struct scope_rule *rule)
+static bool any_write_overlap(const struct scope_alloc *a, const struct scope_rule *rule,
+			      const struct rmeta *m)
 {
+	const struct rmeta *am = alloc_meta(a);
+
 	for (size_t i = 0; i < a->nrules; i++)
-		if (a->rules[i].perm == SCOPE_WRITE && scope_rules_overlap(&a->rules[i], rule))
+		if (a->rules[i].perm == SCOPE_WRITE &&
+		    overlap_prepared(&a->rules[i], am ? &am[i] : NULL, rule, m))
 			return true;
 	return false;
 }
@@ -59,13 +123,15 @@ bool scope_within_effective_skip(const struct scope_table *t, const struct scope
 				 const struct scope_rule *rule, const struct scope_alloc *skip)
 {
 	struct scope_alloc *c;
+	struct rmeta m;
 
 	if (!covered_by(parent->rules, parent->nrules, rule))
 		return false;
 	if (rule->perm != SCOPE_WRITE)
 		return true;
+	rmeta_of(rule, &m);
 	for (c = scope_first_child(t, parent); c; c = scope_next_sibling(t, c))
-		if (c != skip && any_write_overlap(c, rule))
+		if (c != skip && any_write_overlap(c, rule, &m))
 			return false;
 	return true;
 }
@@ -83,14 +149,15 @@ bool scope_within_effective_write(const struct scope_table *t, const char *paren
 static const struct scope_alloc *conflict_in_subtree(const struct scope_table *t,
 						     const struct scope_alloc *a,
 						     const struct scope_rule *rule,
+						     const struct rmeta *m,
 						     const struct scope_alloc *skip, size_t depth)
 {
 	struct scope_alloc *c;
 
-	if (a == skip || depth > t->n || !any_write_overlap(a, rule))
+	if (a == skip || depth > t->n || !any_write_overlap(a, rule, m))
 		return NULL;
 	for (c = scope_first_child(t, a); c; c = scope_next_sibling(t, c)) {
-		const struct scope_alloc *owner = conflict_in_subtree(t, c, rule, skip, depth + 1);
+		const struct scope_alloc *owner = conflict_in_subtree(t, c, rule, m, skip, depth + 1);
 
 		if (owner)
 			return owner;
@@ -102,14 +169,17 @@ const struct scope_alloc *scope_conflict_owner_skip(const struct scope_table *t,
 						    const struct scope_rule *rule, const char *exempt,
 						    const struct scope_alloc *skip)
 {
+	struct rmeta m;
+
 	if (rule->perm != SCOPE_WRITE)
 		return NULL;
+	rmeta_of(rule, &m);
 	for (size_t i = 0; i < t->n; i++) {
 		const struct scope_alloc *a = t->a[i], *owner;
 
 		if (a->parent)
 			continue;
-		owner = conflict_in_subtree(t, a, rule, skip, 0);
+		owner = conflict_in_subtree(t, a, rule, &m, skip, 0);
 		if (!owner)
 			continue;
 		/* The original moves on to the next tree when the owner is exempt. */

@@ -30,12 +30,6 @@ struct scope_alloc *alloc_new(void)
 		free(a);
 		return NULL;
 	}
-	a->priv->ext = json_object();
-	if (!a->priv->ext) {
-		free(a->priv);
-		free(a);
-		return NULL;
-	}
 	a->priv->dirty = true;
 	a->gen = scope_next_gen();
 	return a;
@@ -51,6 +45,7 @@ void alloc_free(struct scope_alloc *a)
 	free(a->parent);
 	free(a->session);
 	json_decref(a->priv->ext);
+	free(a->priv->meta);
 	free(a->priv);
 	free(a);
 }
@@ -68,6 +63,7 @@ struct scope_table *scope_table_new(void)
 		return NULL;
 	}
 	t->first_change = SIZE_MAX;
+	t->dirty_from = SIZE_MAX;
 	t->text_valid = false;
 	return t;
 }
@@ -263,6 +259,7 @@ int table_append(struct scope_table *t, struct scope_alloc *a)
 	}
 	if (t->first_change > t->n - 1)
 		t->first_change = t->n - 1;
+	t->modified = true;
 	a->priv->dirty = true;
 	/* Keep the delegation index without a rebuild in the common cases. */
 	if (!t->index_dirty) {
@@ -308,6 +305,7 @@ void table_remove_at(struct scope_table *t, size_t i)
 		t->index_dirty = true;
 	if (t->first_change > i)
 		t->first_change = i;
+	t->modified = true;
 	alloc_free(a);
 }
 
@@ -315,8 +313,11 @@ void table_touch(struct scope_table *t, struct scope_alloc *a)
 {
 	size_t i = table_index_of(t, a);
 
+	free(a->priv->meta); /* the rules may have changed */
+	a->priv->meta = NULL;
 	a->priv->dirty = true;
 	a->gen = scope_next_gen();
+	t->modified = true;
 	if (i < t->first_change)
 		t->first_change = i;
 }
@@ -430,6 +431,8 @@ int table_render(struct scope_table *t, size_t *from)
 	prefix = k == 0 ? t->head_end : t->a[k - 1]->priv->end;
 	if (t->text_valid)
 		*from = prefix;
+	if (*from < t->dirty_from)
+		t->dirty_from = *from;
 	/* Entries after the first change that did not change keep their bytes. */
 	sbuf_add(&old, t->text.p + prefix, t->text.len - prefix);
 	sbuf_truncate(&t->text, prefix);
