@@ -318,15 +318,26 @@ int scope_procwatch_next_deadline(struct scope_procwatch *pw)
 {
 	uint64_t now = scope_now_ms(), best = UINT64_MAX;
 
-	for (size_t i = 0; i < pw->cap; i++) {
+	for (size_t i = 0; i < pw->cap;) {
 		struct watched *w = &pw->w[i];
 
-		if (w->pid && w->pidfd < 0 && w->dead_at + w->grace_ms < best)
+		if (!w->pid || w->pidfd >= 0) {
+			i++;
+			continue;
+		}
+		if (w->dead_at + w->grace_ms <= now) {
+			/* Expired: forgotten, so the next question probes afresh and no
+			 * deadline keeps firing.  The shift may refill slot i. */
+			forget(pw, w);
+			continue;
+		}
+		if (w->dead_at + w->grace_ms < best)
 			best = w->dead_at + w->grace_ms;
+		i++;
 	}
 	if (best == UINT64_MAX)
 		return -1;
-	return best <= now ? 0 : (int)(best - now > 60000 ? 60000 : best - now);
+	return (int)(best - now > 60000 ? 60000 : best - now);
 }
 
 static void pw_begin(void *ctx)
