@@ -87,6 +87,8 @@ int json_parse_table(const char *buf, size_t len, const char *name, struct scope
 		     struct scope_err *err);
 void json_render_alloc(struct sbuf *b, const struct scope_alloc *a);
 void json_render_value(struct sbuf *b, json_t *v, int level);
+/* "\n" + indent + "KEY": VALUE, as one member of an object at LEVEL. */
+void json_render_member(struct sbuf *b, const char *key, json_t *v, int level);
 void json_render_string(struct sbuf *b, const char *s, size_t len);
 
 /* path.c */

@@ -125,6 +125,15 @@ static void render_real(struct sbuf *b, double d)
 	}
 }
 
+void json_render_member(struct sbuf *b, const char *key, json_t *v, int level)
+{
+	sbuf_addc(b, '\n');
+	indent(b, level);
+	json_render_string(b, key, strlen(key));
+	sbuf_adds(b, ": ");
+	json_render_value(b, v, level);
+}
+
 void json_render_value(struct sbuf *b, json_t *v, int level)
 {
 	const char *key;
@@ -140,11 +149,8 @@ void json_render_value(struct sbuf *b, json_t *v, int level)
 		sbuf_addc(b, '{');
 		n = 0;
 		json_object_foreach(v, key, x) {
-			sbuf_adds(b, n++ ? ",\n" : "\n");
-			indent(b, level + 1);
-			json_render_string(b, key, strlen(key));
-			sbuf_adds(b, ": ");
-			json_render_value(b, x, level + 1);
+			sbuf_adds(b, n++ ? "," : "");
+			json_render_member(b, key, x, level + 1);
 		}
 		sbuf_addc(b, '\n');
 		indent(b, level);
@@ -210,8 +216,8 @@ static void render_ext(struct sbuf *b, json_t *ext, int level)
 	if (!ext)
 		return;
 	json_object_foreach(ext, key, v) {
-		render_member(b, key, level);
-		json_render_value(b, v, level);
+		sbuf_addc(b, ',');
+		json_render_member(b, key, v, level);
 	}
 }
 

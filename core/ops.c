@@ -237,19 +237,26 @@ static int set_session(struct scope_table *t, struct scope_alloc *a, const char 
 	return 0;
 }
 
-int scope_adopt(struct scope_table *t, const char *name, uint32_t pid, uint64_t pid_start,
-		const char *session, struct scope_err *err)
+/* The pod NAME, which may take SESSION (NULL: no session to check). */
+static int find_for_session(struct scope_table *t, const char *name, const char *session,
+			    struct scope_alloc **out, struct scope_err *err)
 {
 	struct scope_alloc *a = scope_find(t, name);
 
 	if (!a)
 		return err_unknown(err, name);
-	if (session) {
-		int rc = check_session(t, session, a, err);
+	*out = a;
+	return session ? check_session(t, session, a, err) : 0;
+}
 
-		if (rc < 0)
-			return rc;
-	}
+int scope_adopt(struct scope_table *t, const char *name, uint32_t pid, uint64_t pid_start,
+		const char *session, struct scope_err *err)
+{
+	struct scope_alloc *a = NULL;
+	int rc = find_for_session(t, name, session, &a, err);
+
+	if (rc < 0)
+		return rc;
 	if (!pid_start && scope_proc_start(pid, &pid_start) < 0)
 		pid_start = 0;
 	a->pid = pid;
@@ -264,16 +271,11 @@ int scope_adopt(struct scope_table *t, const char *name, uint32_t pid, uint64_t 
 int scope_set_session(struct scope_table *t, const char *name, const char *session,
 		      struct scope_err *err)
 {
-	struct scope_alloc *a = scope_find(t, name);
+	struct scope_alloc *a = NULL;
+	int rc = find_for_session(t, name, session, &a, err);
 
-	if (!a)
-		return err_unknown(err, name);
-	if (session) {
-		int rc = check_session(t, session, a, err);
-
-		if (rc < 0)
-			return rc;
-	}
+	if (rc < 0)
+		return rc;
 	if (set_session(t, a, session) < 0)
 		return oom(err);
 	return 0;
@@ -338,6 +340,18 @@ int scope_set_rules(struct scope_table *t, const char *name, const struct scope_
 	}
 	if (scope_rules_dup(rules, nrules, &copy) < 0)
 		return oom(err);
+	/* A rule kept across the rewrite keeps the unknown fields it had. */
+	for (size_t i = 0; i < nrules; i++) {
+		for (size_t k = 0; k < a->nrules && !copy[i].ext; k++) {
+			struct scope_rule *old = &a->rules[k];
+
+			if (old->ext && old->perm == copy[i].perm && old->recursive == copy[i].recursive &&
+			    strcmp(old->target, copy[i].target) == 0) {
+				copy[i].ext = old->ext;
+				old->ext = NULL;
+			}
+		}
+	}
 	scope_rules_free(a->rules, a->nrules);
 	a->rules = copy;
 	a->nrules = nrules;

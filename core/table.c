@@ -400,10 +400,7 @@ static void render_head(struct scope_table *t)
 	sbuf_truncate(&t->text, 0);
 	sbuf_addc(&t->text, '{');
 	json_object_foreach(t->ext_before, key, v) {
-		sbuf_adds(&t->text, "\n  ");
-		json_render_string(&t->text, key, strlen(key));
-		sbuf_adds(&t->text, ": ");
-		json_render_value(&t->text, v, 1);
+		json_render_member(&t->text, key, v, 1);
 		sbuf_addc(&t->text, ',');
 	}
 	sbuf_adds(&t->text, "\n  \"allocations\": [");
@@ -453,10 +450,8 @@ int table_render(struct scope_table *t, size_t *from)
 	}
 	sbuf_adds(&t->text, t->n ? "\n  ]" : "]");
 	json_object_foreach(t->ext_after, key, v) {
-		sbuf_adds(&t->text, ",\n  ");
-		json_render_string(&t->text, key, strlen(key));
-		sbuf_adds(&t->text, ": ");
-		json_render_value(&t->text, v, 1);
+		sbuf_addc(&t->text, ',');
+		json_render_member(&t->text, key, v, 1);
 	}
 	sbuf_adds(&t->text, "\n}");
 	sbuf_release(&old);
