@@ -230,37 +230,3 @@ int scopefs_change(struct scopefs *d, change_fn fn, void *arg, struct scope_err 
 		*ticket = tk;
 	return rc;
 }
-
-void scopefs_grace(struct scopefs *d, uint32_t pid)
-{
-	size_t i;
-
-	scope_procwatch_grace(d->pw, pid, SCOPEFS_GRACE_MS);
-	for (i = 0; i < d->ngrace; i++)
-		if (d->grace[i] == pid)
-			return;
-	if (d->ngrace == d->capgrace) {
-		size_t cap = d->capgrace ? d->capgrace * 2 : 16;
-		uint32_t *g = realloc(d->grace, cap * sizeof(*g));
-
-		if (!g)
-			return; /* costs only extra wake-ups */
-		d->grace = g;
-		d->capgrace = cap;
-	}
-	d->grace[d->ngrace++] = pid;
-}
-
-void scopefs_grace_expire(struct scopefs *d)
-{
-	size_t i = 0;
-
-	/* Asking about a dead pid whose grace is over makes the core forget
-	 * it, and with it the deadline. */
-	while (i < d->ngrace) {
-		if (scope_procwatch_alive(d->pw, d->grace[i], 0))
-			i++;
-		else
-			d->grace[i] = d->grace[--d->ngrace];
-	}
-}

@@ -178,7 +178,6 @@ static void scopefs_release(struct scopefs *d)
 	notifier_release(&d->entries);
 	nodes_release(&d->nodes);
 	owners_release(&d->owners);
-	free(d->grace);
 	scope_procwatch_free(d->pw);
 	scope_file_free(d->file);
 	pthread_mutex_destroy(&d->lock);

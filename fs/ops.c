@@ -300,7 +300,7 @@ static int do_mkdir(struct scopefs *d, struct scope_table *t, void *arg, struct 
 		return rc;
 	/* The maker of `mkdir X && echo $$ > X/pid` is dead before the
 	 * echo: its pod must outlive it until adopted. */
-	scopefs_grace(d, spec.pid);
+	scope_procwatch_grace(d->pw, spec.pid, SCOPEFS_GRACE_MS);
 	rc = nodes_make(&d->nodes, p->ino, m->name, NODE_POD, PF_COUNT, m->name, &n);
 	if (!rc)
 		rc = entry_of(d, t, n, m->e);

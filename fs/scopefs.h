@@ -187,10 +187,6 @@ struct scopefs {
 	struct notifier entries; /* inval_entry: takes dir locks, never waited for */
 	struct events events;
 	struct watcher *watcher;
-	/* Makers given a grace period: the core keeps reporting an expired
-	 * grace as a deadline until asked about its pid again. */
-	uint32_t *grace;
-	size_t ngrace, capgrace;
 	uid_t uid;
 	gid_t gid;
 	struct timespec mtime;
@@ -215,11 +211,6 @@ int scopefs_fail(struct scope_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* The errno to reply for a failed change. */
 int scopefs_errno(int rc, const struct scope_err *err);
-
-/* Give PID's pods a grace period after its death (mutex held). */
-void scopefs_grace(struct scopefs *d, uint32_t pid);
-/* Drop grace periods that are over (mutex held). */
-void scopefs_grace_expire(struct scopefs *d);
 
 /* view.c: what the mount shows, read under the mutex. */
 

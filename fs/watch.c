@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "scopefs.h"
@@ -166,30 +167,43 @@ static void run_reclaim(struct watcher *w)
 	}
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void *watcher_main(void *arg)
 {
 	struct watcher *w = arg;
 	struct scopefs *d = w->d;
 	int pwfd = scope_procwatch_fd(d->pw);
-	bool timed_out = false;
+	uint64_t due = 0; /* when a grace period ends; 0: none known */
 
 	/* Pods whose owner died while no daemon watched go now. */
 	run_reclaim(w);
 	for (;;) {
 		struct epoll_event evs[8];
 		bool reclaim = false;
-		int timeout, n, i;
+		int timeout = -1, left, n, i;
+		uint64_t now = now_ms();
 
-		pthread_mutex_lock(&d->lock);
-		timeout = scope_procwatch_next_deadline(d->pw);
-		pthread_mutex_unlock(&d->lock);
-		if (timeout >= 0) {
-			/* Wake just after the grace ends, and never spin on a
-			 * deadline that the reclaim did not clear. */
-			timeout += 2;
-			if (timed_out && timeout < 50)
-				timeout = 50;
+		/* Due is remembered here because the core forgets an expired
+		 * grace when asked for the next deadline: a reclaim must follow
+		 * every expiry even if we learn of it late. */
+		if (due && now >= due) {
+			run_reclaim(w);
+			due = 0;
 		}
+		pthread_mutex_lock(&d->lock);
+		left = scope_procwatch_next_deadline(d->pw);
+		pthread_mutex_unlock(&d->lock);
+		if (left >= 0 && (!due || now + (uint64_t)left + 2 < due))
+			due = now + (uint64_t)left + 2; /* just after the end */
+		if (due)
+			timeout = due > now ? (int)(due - now) : 0;
 		n = epoll_wait(w->epfd, evs, 8, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -198,9 +212,6 @@ static void *watcher_main(void *arg)
 			usleep(100000);
 			continue;
 		}
-		timed_out = n == 0;
-		if (timed_out)
-			reclaim = true;
 		for (i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
 
@@ -217,11 +228,6 @@ static void *watcher_main(void *arg)
 		}
 		if (reclaim)
 			run_reclaim(w);
-		if (timed_out) {
-			pthread_mutex_lock(&d->lock);
-			scopefs_grace_expire(d);
-			pthread_mutex_unlock(&d->lock);
-		}
 	}
 	return NULL;
 }

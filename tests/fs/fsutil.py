@@ -8,6 +8,7 @@ machine where /dev/fuse does not work fails these tests loudly.
 """
 
 import errno
+import fcntl
 import json
 import os
 import re
@@ -175,7 +176,10 @@ class Daemon:
     # ---- the table file ----
 
     def table_bytes(self):
+        """The file's content, read under the flock as the protocol wants
+        (a save in progress rewrites the file in place)."""
         with open(self.table, "rb") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH)
             return f.read()
 
     def table_json(self):
