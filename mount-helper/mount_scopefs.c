@@ -173,8 +173,34 @@ static char *absolute(const char *path)
 	return out;
 }
 
+/* PATH with its directory resolved (the file itself may not exist yet);
+ * malloc'd, or NULL when the directory does not exist either. */
+static char *canonical(const char *path)
+{
+	char *copy = strdup(path), *slash, *dir, *out = NULL;
+	const char *base;
+
+	if (!copy)
+		return NULL;
+	slash = strrchr(copy, '/');
+	if (slash) {
+		*slash = '\0';
+		base = slash + 1;
+		dir = realpath(slash == copy ? "/" : copy, NULL);
+	} else {
+		base = copy;
+		dir = realpath(".", NULL);
+	}
+	if (dir && asprintf(&out, "%s/%s", strcmp(dir, "/") ? dir : "", base) < 0)
+		out = NULL;
+	free(dir);
+	free(copy);
+	return out;
+}
+
 /* Whether two table paths name the same file: the same inode when both
- * exist, else the same absolute path. */
+ * exist, else the same path once their directories are resolved, else the
+ * same absolute path. */
 static bool same_table(const char *a, const char *b)
 {
 	struct stat sa, sb;
@@ -183,8 +209,14 @@ static bool same_table(const char *a, const char *b)
 
 	if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
 		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-	xa = absolute(a);
-	xb = absolute(b);
+	xa = canonical(a);
+	xb = canonical(b);
+	if (!xa || !xb) {
+		free(xa);
+		free(xb);
+		xa = absolute(a);
+		xb = absolute(b);
+	}
 	same = xa && xb && strcmp(xa, xb) == 0;
 	free(xa);
 	free(xb);

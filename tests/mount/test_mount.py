@@ -166,6 +166,14 @@ class Direct(MountCase):
         self.assertOk(self.helper(self.table, self.mnt, "-o", "table=" + other))
         self.assertEqual(pods(self.mnt), ["alpha"])
 
+    def test_source_and_table_option_agree_before_the_table_exists(self):
+        os.makedirs(os.path.join(self.tmp, "run"))
+        os.symlink("run", os.path.join(self.tmp, "alias"))
+        other = os.path.join(self.tmp, "alias", "scope.lock")
+        self.assertOk(self.helper(self.table, self.mnt, "-o", "table=" + other))
+        self.assertMounted(self.table)
+        self.assertTrue(os.path.isfile(self.table))
+
     def test_default_table(self):
         for source in ("none", "-"):
             with self.subTest(source=source):
