@@ -32,6 +32,8 @@ int scope_fail(struct scope_err *err, enum scope_kind kind, int code, const char
 char *xstrdup(const char *s); /* NULL stays NULL; aborts nothing: NULL on ENOMEM too */
 uint64_t scope_now_ms(void);  /* CLOCK_MONOTONIC */
 uint64_t scope_hash(const void *data, size_t len);
+/* JSON strings are UTF-8: the file must stay readable by every parser. */
+bool utf8_valid(const char *s, size_t len);
 
 /* Per-allocation state the header does not show. */
 struct scope_alloc_priv {

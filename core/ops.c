@@ -54,6 +54,25 @@ static int check_socket(const char *socket, struct scope_err *err)
 	if (socket && socket[0] && socket[0] != '/')
 		return scope_fail(err, SCOPE_EINVAL, -EINVAL, "socket `%s` is not an absolute path",
 				  socket);
+	if (socket && !utf8_valid(socket, strlen(socket)))
+		return scope_fail(err, SCOPE_EINVAL, -EINVAL,
+				  "socket path is not valid UTF-8 (the table is JSON)");
+	return 0;
+}
+
+/* What the file will hold must parse again: names and targets are JSON
+ * strings, so UTF-8. */
+static int check_strings(const char *name, const struct scope_rule *rules, size_t n,
+			 struct scope_err *err)
+{
+	if (name && !utf8_valid(name, strlen(name)))
+		return scope_fail(err, SCOPE_EINVAL, -EINVAL,
+				  "pod name is not valid UTF-8 (the table is JSON)");
+	for (size_t i = 0; i < n; i++)
+		if (!utf8_valid(rules[i].target, strlen(rules[i].target)))
+			return scope_fail(err, SCOPE_EINVAL, -EINVAL,
+					  "target of rule %zu is not valid UTF-8 (the table is JSON)",
+					  i + 1);
 	return 0;
 }
 
@@ -164,7 +183,8 @@ int scope_register(struct scope_table *t, const struct scope_spec *spec, struct 
 		scope_uuid_v7(fresh);
 		session = fresh;
 	}
-	if (check_socket(spec->socket, err) < 0)
+	if (check_socket(spec->socket, err) < 0 ||
+	    check_strings(spec->name, spec->rules, spec->nrules, err) < 0)
 		return -EINVAL;
 	for (size_t i = 0; i < spec->nrules; i++) {
 		const char *owner = scope_conflict_owner(t, &spec->rules[i], NULL);
@@ -192,7 +212,8 @@ int scope_delegate(struct scope_table *t, const char *spawner, const struct scop
 	s = scope_find(t, spawner);
 	if (!s)
 		return err_unknown(err, spawner);
-	if (check_socket(spec->socket, err) < 0)
+	if (check_socket(spec->socket, err) < 0 ||
+	    check_strings(spec->name, spec->rules, spec->nrules, err) < 0)
 		return -EINVAL;
 	for (size_t i = 0; i < spec->nrules; i++) {
 		const struct scope_rule *r = &spec->rules[i];
@@ -309,6 +330,8 @@ int scope_set_rules(struct scope_table *t, const char *name, const struct scope_
 
 	if (!a)
 		return err_unknown(err, name);
+	if (check_strings(NULL, rules, nrules, err) < 0)
+		return -EINVAL;
 	table_reindex(t);
 	parent = a->priv->linked ? a->priv->up : NULL;
 	for (size_t i = 0; i < nrules; i++) {

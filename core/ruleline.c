@@ -176,6 +176,11 @@ static int parse_line(const char *line, size_t len, size_t lineno, struct scope_
 				  "not \\000)",
 				  lineno);
 	}
+	if (!utf8_valid(target, tlen)) {
+		free(target);
+		return scope_fail(err, SCOPE_EINVAL, -EINVAL,
+				  "line %zu: target is not valid UTF-8 (the table is JSON)", lineno);
+	}
 	if (!scope_target_valid(target)) {
 		free(target);
 		return scope_fail(err, SCOPE_EINVAL, -EINVAL,
@@ -244,7 +249,7 @@ bool scope_name_valid(const char *name, size_t len)
 
 	if (len == 0 || len > 255 || name[0] == '.')
 		return false;
-	if (memchr(name, '/', len) || memchr(name, '\0', len))
+	if (memchr(name, '/', len) || memchr(name, '\0', len) || !utf8_valid(name, len))
 		return false;
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
 		if (strlen(reserved[i]) == len && memcmp(reserved[i], name, len) == 0)

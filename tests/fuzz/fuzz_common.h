@@ -28,24 +28,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 		}                                                                    \
 	} while (0)
 
-/*
- * FUZZ_IGNORE_KNOWN=1 in the environment: inputs that only reproduce a bug
- * already reported (see tests/fuzz/README.md, "Known bugs") are skipped so
- * that a long run keeps looking for new ones.  Unset (CI replay, a plain
- * run): every property is checked.
- */
-static inline bool fuzz_ignore_known(void)
-{
-	static int v = -1;
-
-	if (v < 0) {
-		const char *e = getenv("FUZZ_IGNORE_KNOWN");
-
-		v = e && *e && *e != '0';
-	}
-	return v;
-}
-
 /* Whether S[0..LEN) is well-formed UTF-8 (what JSON text must hold). */
 static inline bool fuzz_utf8_valid(const unsigned char *s, size_t len)
 {

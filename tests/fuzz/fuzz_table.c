@@ -103,24 +103,6 @@ static bool alive_every_other(void *ctx, const struct scope_alloc *a)
 	return e->calls++ % 2 == 0;
 }
 
-/* Whether the parsed table holds a string that is not UTF-8.  jansson only
- * yields UTF-8, so this is always false today; kept for inputs of the
- * known-bug class (see README) should the reader ever change. */
-static bool table_has_bad_utf8(const struct scope_table *t)
-{
-	for (size_t i = 0; i < scope_table_count(t); i++) {
-		const struct scope_alloc *a = scope_table_at(t, i);
-
-		if (!fuzz_utf8_valid((const unsigned char *)a->name, strlen(a->name)))
-			return true;
-		for (size_t k = 0; k < a->nrules; k++)
-			if (!fuzz_utf8_valid((const unsigned char *)a->rules[k].target,
-					     strlen(a->rules[k].target)))
-				return true;
-	}
-	return false;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct scope_table *t = NULL, *t2;
@@ -133,10 +115,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (scope_table_parse((const char *)data, size, "fuzz", &t, &err) < 0) {
 		FUZZ_CHECK(err.kind != SCOPE_OK && err.code < 0 && memchr(err.msg, '\0', sizeof(err.msg)),
 			   "failure without an error");
-		return 0;
-	}
-	if (fuzz_ignore_known() && table_has_bad_utf8(t)) {
-		scope_table_free(t);
 		return 0;
 	}
 	check_index(t);

@@ -6,8 +6,6 @@
 # the source tree).  Prints, for each target, the executions, executions
 # per second, and crashes (a crash leaves crash-* in build-fuzz/artifacts).
 #
-# Inputs that only reproduce a known core bug (README.md) are skipped so
-# that the run looks for new ones; FUZZ_IGNORE_KNOWN=0 checks them too.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +14,6 @@ secs=${1:?usage: run.sh SECONDS [TARGET...]}
 shift
 targets=${*:-table rules name}
 out=${FUZZ_OUT:-$root/build-fuzz}
-export FUZZ_IGNORE_KNOWN=${FUZZ_IGNORE_KNOWN:-1}
 # leak checks on; halt on the first UBSan report
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
