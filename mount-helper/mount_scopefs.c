@@ -298,18 +298,19 @@ static char *mounted_at(const char *path)
 /*
  * The mount point must be an existing directory on which nothing is
  * mounted yet: the kernel would let the daemon stack a second mount on a
- * busy one, which is never what the user meant.
+ * busy one, which is never what the user meant.  REAL gets its canonical
+ * path.
  */
-static int check_mountpoint(const char *mountpoint)
+static int check_mountpoint(const char *mountpoint, char real[PATH_MAX])
 {
-	char real[PATH_MAX];
 	struct stat st;
 	char *type;
 
 	if (stat(mountpoint, &st) < 0) {
 		int err = errno;
 
-		if (err == ENOTCONN)
+		/* What a FUSE mount whose daemon died answers. */
+		if (err == ENOTCONN || err == ECONNABORTED)
 			fprintf(stderr,
 				PROG ": mountpoint `%s` is busy: a mount whose daemon is gone is still "
 				     "there; remove it with `fusermount3 -u %s`\n",
@@ -468,6 +469,7 @@ int main(int argc, char *argv[])
 	};
 	struct helper h = { 0 };
 	char *table = NULL, *tableopt = NULL, *daemon = NULL, *opts = NULL;
+	char realmnt[PATH_MAX];
 	const char *dargv[6];
 	int c, ret = EX_USAGE_, status, i;
 	pid_t pid;
@@ -519,7 +521,7 @@ int main(int argc, char *argv[])
 		ret = EX_SYSERR;
 		goto out;
 	}
-	if (check_mountpoint(h.mountpoint) < 0) {
+	if (check_mountpoint(h.mountpoint, realmnt) < 0) {
 		ret = EX_FAIL;
 		goto out;
 	}
@@ -556,7 +558,8 @@ int main(int argc, char *argv[])
 		dargv[i++] = "-o";
 		dargv[i++] = opts;
 	}
-	dargv[i++] = h.mountpoint;
+	/* Canonical, so that ps shows which mount a daemon serves. */
+	dargv[i++] = realmnt;
 	dargv[i] = NULL;
 
 	if (h.verbose) {
