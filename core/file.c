@@ -30,7 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -56,6 +58,8 @@ struct scope_file {
 	struct sbuf foreign;
 	bool known;	 /* the cache describes the file's current content */
 	bool fine_ctime; /* each change after an fstat gets a new ctime */
+	bool volatile_fs; /* tmpfs/ramfs: nothing survives power loss, no fdatasync */
+	struct stat now;  /* fstat of the locked file, taken by the lock */
 	struct stat seen; /* fstat after our last read or write (valid when known) */
 	bool dead;	 /* a fault-injected save "killed" this writer */
 	long fault_step, fault_byte, step;
@@ -169,6 +173,7 @@ static void note_seen(struct scope_file *f)
 {
 	if (fstat(f->fd, &f->seen) < 0)
 		f->known = false;
+	f->now = f->seen;
 }
 
 int scope_file_open(struct scope_file **out, const char *path, struct scope_err *err)
@@ -200,6 +205,12 @@ int scope_file_open(struct scope_file **out, const char *path, struct scope_err 
 	}
 	f->fd = rc;
 	f->fine_ctime = probe_fine_ctime(path);
+	{
+		struct statfs sfs;
+
+		f->volatile_fs = fstatfs(f->fd, &sfs) == 0 &&
+				 (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
+	}
 	*out = f;
 	return 0;
 fail:
@@ -336,6 +347,9 @@ static int do_sync(struct scope_file *f, int fd)
 {
 	if (step_fault(f, NULL))
 		return -EINTR;
+	/* Syncs order what reaches the disk; a killed writer needs none. */
+	if (f->volatile_fs)
+		return 0;
 	return fdatasync(fd) < 0 ? -errno : 0;
 }
 
@@ -485,12 +499,12 @@ torn:
  * file that is there now, as a new opener would. */
 static int follow_replacement(struct scope_file *f, struct scope_err *err)
 {
-	struct stat a, b;
+	struct stat *a = &f->now, b;
 	int fd;
 
-	if (fstat(f->fd, &a) < 0)
+	if (fstat(f->fd, a) < 0)
 		return io_err(err, -errno, "cannot stat", f->path);
-	if (stat(f->path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+	if (stat(f->path, &b) == 0 && a->st_dev == b.st_dev && a->st_ino == b.st_ino)
 		return 0;
 	fd = open_checked(f->path, O_RDWR | O_CREAT, err);
 	if (fd < 0)
@@ -531,9 +545,9 @@ static int refresh(struct scope_file *f, struct scope_err *err)
 
 	if (f->known && f->table) {
 		const struct sbuf *mine = f->foreign.p ? &f->foreign : &f->table->text;
-		struct stat now;
 
-		if (f->fine_ctime && fstat(f->fd, &now) == 0 && same_stat(&now, &f->seen))
+		/* f->now was taken under the lock, after any replacement. */
+		if (f->fine_ctime && same_stat(&f->now, &f->seen))
 			return 0;
 		rc = same_content(f->fd, mine->p, mine->len, &same);
 		if (rc < 0)
@@ -637,13 +651,8 @@ int scope_file_save(struct scope_file *f, struct scope_err *err)
 		return scope_fail(err, SCOPE_EINVAL, -EINVAL, "table `%s` is not locked", f->path);
 	if (!table_changed(t) && !f->foreign.p)
 		return 0;
-	{
-		struct stat st;
-
-		if (fstat(f->fd, &st) < 0)
-			return io_err(err, -errno, "cannot stat", f->path);
-		oldlen = (size_t)st.st_size;
-	}
+	/* The file is as the lock found it (or as our last save left it). */
+	oldlen = (size_t)f->now.st_size;
 	rc = table_render(t, &from);
 	if (rc < 0) {
 		f->known = false;
