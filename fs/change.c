@@ -159,8 +159,82 @@ static void watch_owners(struct scopefs *d, struct scope_table *t, const struct 
 	}
 }
 
+static enum pod_file file_of(enum scope_change_kind kind)
+{
+	switch (kind) {
+	case SCOPE_CH_ALLOW:
+		return PF_ALLOW;
+	case SCOPE_CH_PID:
+		return PF_PID;
+	case SCOPE_CH_SESSION:
+		return PF_SESSION;
+	case SCOPE_CH_SOCKET:
+		return PF_SOCKET;
+	case SCOPE_CH_REPARENT:
+		return PF_DELEGATED_FROM;
+	default:
+		return PF_COUNT;
+	}
+}
+
+/* Whether CH came through the mount at MOUNT/<pod>[/<file>] already, so
+ * that watchers there saw it. */
+static bool came_through(struct scopefs *d, const struct origin *o, const struct scope_change *ch,
+			 enum pod_file f)
+{
+	struct node *n, *p;
+
+	if (!o)
+		return false;
+	switch (o->kind) {
+	case ORIGIN_MKDIR:
+		return f == PF_COUNT && (ch->kind == SCOPE_CH_REGISTER ||
+					 ch->kind == SCOPE_CH_DELEGATE) &&
+		       o->ino == FUSE_ROOT_ID && !strcmp(o->name, ch->name);
+	case ORIGIN_RMDIR:
+		return ch->kind == SCOPE_CH_RELEASE && o->ino == FUSE_ROOT_ID &&
+		       !strcmp(o->name, ch->name);
+	case ORIGIN_WRITE:
+		n = nodes_get(&d->nodes, o->ino);
+		p = n ? nodes_get(&d->nodes, n->parent) : NULL;
+		return n && p && n->kind == NODE_FILE && n->file == f && p->parent == FUSE_ROOT_ID &&
+		       !strcmp(n->pod, ch->name);
+	default:
+		return false;
+	}
+}
+
+/* Repeats through the mount, for inotify, what watchers of the root and of
+ * MOUNT/<pod> would not see otherwise. */
+static void loop_changes(struct scopefs *d, const struct origin *o, const struct scope_change *ch,
+			 size_t n)
+{
+	size_t i;
+
+	for (i = 0; d->loopback && i < n; i++) {
+		enum pod_file f = file_of(ch[i].kind);
+
+		if (!ch[i].name || !view_name_shown(ch[i].name) || came_through(d, o, &ch[i], f))
+			continue;
+		switch (ch[i].kind) {
+		case SCOPE_CH_REGISTER:
+		case SCOPE_CH_DELEGATE:
+			loopback_push(d->loopback, LB_MKDIR, ch[i].name, PF_COUNT);
+			break;
+		case SCOPE_CH_RELEASE:
+		case SCOPE_CH_REAP:
+			loopback_push(d->loopback, LB_RMDIR, ch[i].name, PF_COUNT);
+			break;
+		default:
+			if (f != PF_COUNT)
+				loopback_push(d->loopback, LB_WRITE, ch[i].name, f);
+			break;
+		}
+	}
+}
+
 /* Turns the table's pending changes into events and invalidations. */
-static uint64_t apply_changes(struct scopefs *d, struct scope_table *t)
+static uint64_t apply_changes(struct scopefs *d, struct scope_table *t, const struct origin *o)
 {
 	const struct scope_change *ch;
 	struct touched ts = { 0 };
@@ -171,6 +245,7 @@ static uint64_t apply_changes(struct scopefs *d, struct scope_table *t)
 		return 0;
 	events_publish(&d->events, ch, n);
 	watch_owners(d, t, ch, n);
+	loop_changes(d, o, ch, n);
 	(void)touched_init(&ts, ch, n);
 	nodes_each(&d->nodes, inval_node, &c);
 	free(ts.names);
@@ -179,8 +254,8 @@ static uint64_t apply_changes(struct scopefs *d, struct scope_table *t)
 	return c.ticket;
 }
 
-int scopefs_change(struct scopefs *d, change_fn fn, void *arg, struct scope_err *err,
-		   uint64_t *ticket)
+int scopefs_change(struct scopefs *d, change_fn fn, void *arg, const struct origin *origin,
+		   struct scope_err *err, uint64_t *ticket)
 {
 	struct scope_table *t = NULL;
 	struct scope_liveness lv;
@@ -223,7 +298,7 @@ int scopefs_change(struct scopefs *d, change_fn fn, void *arg, struct scope_err 
 			}
 		}
 	}
-	tk = apply_changes(d, t);
+	tk = apply_changes(d, t, origin);
 	scope_file_unlock(d->file);
 	pthread_mutex_unlock(&d->lock);
 	if (ticket)

@@ -191,7 +191,7 @@ int main(int argc, char *argv[])
 	struct fuse_loop_config *cfg = NULL;
 	struct scopefs d = { 0 };
 	struct scope_err err = { 0 };
-	char *table = NULL, *mountpoint = NULL;
+	char *table = NULL, *mountpoint = NULL, *real = NULL;
 	bool mounted = false, handlers = false;
 	int rc, ret = 1;
 
@@ -266,13 +266,19 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(d.se, mountpoint) != 0)
 		goto out;
 	mounted = true;
+	real = realpath(mountpoint, NULL);
+	if (!real || loopback_new(&d, real, &d.loopback) < 0) {
+		fprintf(stderr, "scopefs: `%s`: %s\n", mountpoint, strerror(errno));
+		goto out;
+	}
 	if (fuse_daemonize(copts.foreground) != 0)
 		goto out;
 
 	/* Threads only now: daemonizing forks, and threads do not follow. */
 	sfs_log_init(copts.foreground);
 	if ((rc = notifier_start(&d.inodes, d.se)) < 0 ||
-	    (rc = notifier_start(&d.entries, d.se)) < 0 || (rc = watcher_start(d.watcher)) < 0) {
+	    (rc = notifier_start(&d.entries, d.se)) < 0 || (rc = watcher_start(d.watcher)) < 0 ||
+	    (rc = loopback_start(d.loopback)) < 0) {
 		sfs_log(LOG_ERR, "cannot start threads: %s", strerror(-rc));
 		goto out;
 	}
@@ -292,7 +298,10 @@ int main(int argc, char *argv[])
 	ret = rc == 0 ? 0 : 1;
 out:
 	/* The watcher first (it changes the table and queues notifications),
-	 * then parked readers get their answer before the mount goes. */
+	 * then parked readers get their answer before the mount goes.  The
+	 * loopback thread is joined last: a request of its own in flight ends
+	 * only when the session's device is closed. */
+	loopback_stop(d.loopback);
 	watcher_free(d.watcher);
 	d.watcher = NULL;
 	notifier_stop(&d.inodes);
@@ -306,9 +315,11 @@ out:
 		fuse_session_destroy(d.se);
 	if (cfg)
 		fuse_loop_cfg_destroy(cfg);
+	loopback_free(d.loopback);
 	scopefs_release(&d);
 	free(copts.mountpoint);
 	free(mountpoint);
+	free(real);
 	free(table);
 	free(opts.table);
 	fuse_opt_free_args(&args);

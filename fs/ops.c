@@ -154,6 +154,35 @@ static int lookup_child(struct scopefs *d, const struct scope_table *t, struct n
 	}
 }
 
+/* A pod already gone from the table, shown once more so that the loopback
+ * thread's rmdir reaches us (and watchers see DELETE). */
+static void ghost_entry(fuse_req_t req, const char *name)
+{
+	struct scopefs *d = sfs_of(req);
+	struct fuse_entry_param e = { 0 };
+	struct node *n;
+	int rc;
+
+	pthread_mutex_lock(&d->lock);
+	rc = nodes_make(&d->nodes, FUSE_ROOT_ID, name, NODE_POD, PF_COUNT, name, &n);
+	if (!rc) {
+		nodes_kill(&d->nodes, n);
+		n->nlookup++;
+		e.ino = n->ino;
+		e.attr.st_ino = n->ino;
+		e.attr.st_mode = S_IFDIR | 0755;
+		e.attr.st_nlink = 1;
+		e.attr.st_uid = d->uid;
+		e.attr.st_gid = d->gid;
+		e.attr.st_mtim = e.attr.st_atim = e.attr.st_ctim = d->mtime;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
 static void sfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct scopefs *d = sfs_of(req);
@@ -162,6 +191,16 @@ static void sfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node *p, *n = NULL;
 	int rc;
 
+	if (parent == FUSE_ROOT_ID && loopback_is(d->loopback, req)) {
+		if (loopback_doing(d->loopback, LB_MKDIR, name)) {
+			fuse_reply_err(req, ENOENT); /* so that the mkdir reaches us */
+			return;
+		}
+		if (loopback_doing(d->loopback, LB_RMDIR, name)) {
+			ghost_entry(req, name);
+			return;
+		}
+	}
 	pthread_mutex_lock(&d->lock);
 	t = scope_file_table(d->file);
 	p = nodes_get(&d->nodes, parent);
@@ -311,16 +350,44 @@ static int do_mkdir(struct scopefs *d, struct scope_table *t, void *arg, struct 
 	return 0;
 }
 
+/* The loopback thread's mkdir: the pod is in the table already. */
+static void loopback_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct scopefs *d = sfs_of(req);
+	struct fuse_entry_param e;
+	struct scope_table *t;
+	struct node *n = NULL;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&d->lock);
+	t = scope_file_table(d->file);
+	if (parent == FUSE_ROOT_ID && view_name_shown(name) && scope_find(t, name))
+		rc = nodes_make(&d->nodes, parent, name, NODE_POD, PF_COUNT, name, &n);
+	if (!rc)
+		rc = entry_of(d, t, n, &e);
+	pthread_mutex_unlock(&d->lock);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
 static void sfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	struct scopefs *d = sfs_of(req);
 	struct fuse_entry_param e = { 0 };
-	struct mkdir_arg m = { .parent = parent, .name = name, .pid = caller_pid(req), .e = &e };
+	struct mkdir_arg m = { .parent = parent, .name = name, .e = &e };
+	struct origin o = { .kind = ORIGIN_MKDIR, .ino = parent, .name = name };
 	struct scope_err err;
 	uint64_t ticket;
 	int rc;
 
-	rc = scopefs_change(d, do_mkdir, &m, &err, &ticket);
+	if (loopback_is(d->loopback, req)) {
+		loopback_mkdir(req, parent, name);
+		return;
+	}
+	m.pid = caller_pid(req);
+	rc = scopefs_change(d, do_mkdir, &m, &o, &err, &ticket);
 	if (rc < 0) {
 		char what[1400];
 
@@ -369,11 +436,16 @@ static void sfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct scopefs *d = sfs_of(req);
 	struct rmdir_arg r = { .parent = parent, .name = name };
+	struct origin o = { .kind = ORIGIN_RMDIR, .ino = parent, .name = name };
 	struct scope_err err;
 	uint64_t ticket;
 	int rc;
 
-	rc = scopefs_change(d, do_rmdir, &r, &err, &ticket);
+	if (loopback_is(d->loopback, req)) {
+		fuse_reply_err(req, 0); /* the pod is gone from the table already */
+		return;
+	}
+	rc = scopefs_change(d, do_rmdir, &r, &o, &err, &ticket);
 	if (rc < 0) {
 		char what[1400];
 
@@ -468,7 +540,7 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (writing) {
 			/* Writes reach us exactly as made; nothing stale lands in
 			 * the page cache. */
-			if (n->file == PF_DELEGATED_FROM)
+			if (n->file == PF_DELEGATED_FROM && !loopback_is(d->loopback, req))
 				rc = -EACCES;
 			fi->direct_io = 1;
 			fi->fh = FH_DIRECT;
@@ -672,6 +744,7 @@ static void sfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 {
 	struct scopefs *d = sfs_of(req);
 	struct write_arg w = { .ino = ino, .append = (fi->flags & O_APPEND) != 0 };
+	struct origin o = { .kind = ORIGIN_WRITE, .ino = ino };
 	struct scope_err err = { 0 };
 	char *text = NULL;
 	char what[1400];
@@ -679,6 +752,10 @@ static void sfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 	struct node *n;
 	int rc;
 
+	if (loopback_is(d->loopback, req)) {
+		fuse_reply_write(req, size); /* the content is there already */
+		return;
+	}
 	pthread_mutex_lock(&d->lock);
 	n = nodes_get(&d->nodes, ino);
 	rc = n && n->kind == NODE_FILE ? 0 : -EBADF;
@@ -725,7 +802,7 @@ static void sfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 	}
 	if (rc < 0)
 		goto out;
-	rc = scopefs_change(d, do_write, &w, &err, &ticket);
+	rc = scopefs_change(d, do_write, &w, &o, &err, &ticket);
 	if (!rc)
 		notifier_wait(&d->inodes, ticket, WAIT_NOTIFY_MS);
 out:

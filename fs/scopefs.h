@@ -171,6 +171,27 @@ void events_poll(struct events *ev, struct ev_handle *h, fuse_req_t req,
 /* One line per change, to every open handle; answers parked reads. */
 void events_publish(struct events *ev, const struct scope_change *ch, size_t n);
 
+struct scopefs;
+
+/* ------------------------------------------------------------------ */
+/* loopback.c: changes repeated through the mount for inotify watchers */
+
+enum lb_kind { LB_MKDIR, LB_RMDIR, LB_WRITE };
+struct loopback;
+
+int loopback_new(struct scopefs *d, const char *mountpoint, struct loopback **out);
+int loopback_start(struct loopback *lb);
+/* Stops taking work; loopback_free joins (after the session is gone, so
+ * that a request in flight cannot hang it). */
+void loopback_stop(struct loopback *lb);
+void loopback_free(struct loopback *lb);
+/* Queue NAME's mkdir, rmdir or a write of its FILE (at the root's path). */
+void loopback_push(struct loopback *lb, enum lb_kind kind, const char *name, enum pod_file file);
+/* Whether REQ comes from the loopback thread. */
+bool loopback_is(struct loopback *lb, fuse_req_t req);
+/* Whether the loopback thread is doing KIND on NAME right now. */
+bool loopback_doing(struct loopback *lb, enum lb_kind kind, const char *name);
+
 /* ------------------------------------------------------------------ */
 /* The daemon */
 
@@ -187,6 +208,7 @@ struct scopefs {
 	struct notifier entries; /* inval_entry: takes dir locks, never waited for */
 	struct events events;
 	struct watcher *watcher;
+	struct loopback *loopback;
 	uid_t uid;
 	gid_t gid;
 	struct timespec mtime;
@@ -198,14 +220,23 @@ struct scopefs {
 typedef int (*change_fn)(struct scopefs *d, struct scope_table *t, void *arg,
 			 struct scope_err *err);
 
+/* The mount operation that made a change, so that it is not repeated for
+ * inotify at the path it already came through. */
+enum origin_kind { ORIGIN_NONE, ORIGIN_MKDIR, ORIGIN_RMDIR, ORIGIN_WRITE };
+struct origin {
+	enum origin_kind kind;
+	fuse_ino_t ino; /* MKDIR, RMDIR: the parent; WRITE: the file */
+	const char *name;
+};
+
 /*
  * Under the mutex: lock the file (reloading it), reclaim stale pods, run FN
  * (if any), save, and turn the table's changes into events and kernel
  * invalidations.  *TICKET (if given) is what to wait for on d->inodes
  * before replying, so that the caller's next syscall sees fresh attributes.
  */
-int scopefs_change(struct scopefs *d, change_fn fn, void *arg, struct scope_err *err,
-		   uint64_t *ticket);
+int scopefs_change(struct scopefs *d, change_fn fn, void *arg, const struct origin *origin,
+		   struct scope_err *err, uint64_t *ticket);
 /* Fill ERR with a refusal of our own; returns CODE (a negative errno). */
 int scopefs_fail(struct scope_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -156,7 +156,7 @@ static bool drain_inotify(struct watcher *w)
 static void run_reclaim(struct watcher *w)
 {
 	struct scope_err err;
-	int rc = scopefs_change(w->d, NULL, NULL, &err, NULL);
+	int rc = scopefs_change(w->d, NULL, NULL, NULL, &err, NULL);
 
 	/* Say it once, not at every wake-up, while the file stays broken. */
 	if (rc < 0 && strcmp(err.msg, w->last_err)) {
