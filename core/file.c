@@ -125,6 +125,9 @@ static int open_checked(const char *path, int flags, struct scope_err *err)
 		if (errno == ELOOP)
 			return scope_fail(err, SCOPE_EUNSAFE, -EPERM,
 					  "table `%s` is a symbolic link; refusing to follow it", path);
+		if (errno == EISDIR)
+			return scope_fail(err, SCOPE_EUNSAFE, -EPERM,
+					  "table `%s` is not a regular file", path);
 		return -errno;
 	}
 	if (check_safe(fd, path, err) < 0) {
@@ -649,7 +652,8 @@ int scope_file_save(struct scope_file *f, struct scope_err *err)
 
 	if (!f->locked || !t)
 		return scope_fail(err, SCOPE_EINVAL, -EINVAL, "table `%s` is not locked", f->path);
-	if (!table_changed(t) && !f->foreign.p)
+	/* Nothing changed: the file stays as it is, whatever its form. */
+	if (!table_changed(t))
 		return 0;
 	/* The file is as the lock found it (or as our last save left it). */
 	oldlen = (size_t)f->now.st_size;

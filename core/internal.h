@@ -35,9 +35,23 @@ uint64_t scope_hash(const void *data, size_t len);
 /* JSON strings are UTF-8: the file must stay readable by every parser. */
 bool utf8_valid(const char *s, size_t len);
 
+/* Members of an object that the core does not know, as their bytes. */
+struct rawmember {
+	char *key; /* the key as written, quotes included */
+	char *val; /* the value as written */
+};
+struct rawext {
+	struct rawmember *m;
+	size_t n, cap;
+};
+void rawext_free(struct rawext *x);
+struct rawext *rawext_dup(const struct rawext *x);
+void rawext_render(struct sbuf *b, const struct rawext *x, int level, const char *lead,
+		   const char *trail);
+
 /* Per-allocation state the header does not show. */
 struct scope_alloc_priv {
-	json_t *ext;	    /* unknown fields of the object, in order, or NULL */
+	struct rawext *ext; /* unknown members, in order, or NULL */
 	size_t seg;	    /* offset of the separator before this element in table text */
 	size_t body;	    /* offset of its first byte */
 	size_t end;	    /* offset just past this element in table text */
@@ -56,7 +70,7 @@ struct scope_table {
 	bool index_dirty; /* delegation links must be rebuilt */
 	size_t norphans;  /* entries whose parent is missing (as of the last reindex) */
 	/* unknown top-level fields: before and after "allocations" */
-	json_t *ext_before, *ext_after;
+	struct rawext *ext_before, *ext_after;
 	/* The canonical text of the table: what the file holds after a save. */
 	struct sbuf text;
 	size_t head_end;	/* offset just past the "[" of allocations */
@@ -78,6 +92,9 @@ int table_note(struct scope_table *t, enum scope_change_kind kind, const char *n
 	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 struct scope_alloc *alloc_new(void);
 void alloc_free(struct scope_alloc *a);
+/* The text before the first entry, and after the last. */
+void table_render_head(struct scope_table *t);
+void table_render_tail(struct scope_table *t);
 /* Render the text from first_change on; *from = first byte that may differ. */
 int table_render(struct scope_table *t, size_t *from);
 /* Append the changes that turn OLD into NEW to NEW's log; NEW keeps OLD's gens. */
@@ -88,9 +105,6 @@ uint64_t scope_next_gen(void);
 int json_parse_table(const char *buf, size_t len, const char *name, struct scope_table **out,
 		     struct scope_err *err);
 void json_render_alloc(struct sbuf *b, const struct scope_alloc *a);
-void json_render_value(struct sbuf *b, json_t *v, int level);
-/* "\n" + indent + "KEY": VALUE, as one member of an object at LEVEL. */
-void json_render_member(struct sbuf *b, const char *key, json_t *v, int level);
 void json_render_string(struct sbuf *b, const char *s, size_t len);
 
 /* path.c */

@@ -67,128 +67,75 @@ static void indent(struct sbuf *b, int level)
 		sbuf_add(b, spaces, n > 32 ? 32 : (size_t)n);
 }
 
-/* Shortest text that reads back as D, laid out as serde_json (ryu) does. */
-static void render_real(struct sbuf *b, double d)
-{
-	char tmp[40], digits[24];
-	int prec, exp10, nd = 0, kk;
-	char *e, *p;
+/* ---- unknown members, kept as the bytes they were written with ---- */
 
-	if (!isfinite(d)) {
-		sbuf_adds(b, "null"); /* serde_json writes non-finite floats as null */
+void rawext_free(struct rawext *x)
+{
+	if (!x)
 		return;
+	for (size_t i = 0; i < x->n; i++) {
+		free(x->m[i].key);
+		free(x->m[i].val);
 	}
-	if (d == 0) {
-		sbuf_adds(b, signbit(d) ? "-0.0" : "0.0");
-		return;
-	}
-	for (prec = 0; prec < 17; prec++) {
-		snprintf(tmp, sizeof(tmp), "%.*e", prec, d);
-		if (strtod(tmp, NULL) == d)
-			break;
-	}
-	snprintf(tmp, sizeof(tmp), "%.*e", prec, d);
-	p = tmp;
-	if (*p == '-') {
-		sbuf_addc(b, '-');
-		p++;
-	}
-	e = strchr(p, 'e');
-	exp10 = atoi(e + 1);
-	for (char *q = p; q < e; q++)
-		if (*q != '.')
-			digits[nd++] = *q;
-	while (nd > 1 && digits[nd - 1] == '0')
-		nd--;
-	kk = exp10 + 1; /* position of the decimal point after the first digit */
-	if (nd <= kk && kk <= 16) {
-		sbuf_add(b, digits, (size_t)nd);
-		for (int i = nd; i < kk; i++)
-			sbuf_addc(b, '0');
-		sbuf_adds(b, ".0");
-	} else if (0 < kk && kk <= 16) {
-		sbuf_add(b, digits, (size_t)kk);
-		sbuf_addc(b, '.');
-		sbuf_add(b, digits + kk, (size_t)(nd - kk));
-	} else if (-5 < kk && kk <= 0) {
-		sbuf_adds(b, "0.");
-		for (int i = kk; i < 0; i++)
-			sbuf_addc(b, '0');
-		sbuf_add(b, digits, (size_t)nd);
-	} else {
-		sbuf_addc(b, digits[0]);
-		if (nd > 1) {
-			sbuf_addc(b, '.');
-			sbuf_add(b, digits + 1, (size_t)(nd - 1));
-		}
-		sbuf_addf(b, "e%d", kk - 1);
-	}
+	free(x->m);
+	free(x);
 }
 
-void json_render_member(struct sbuf *b, const char *key, json_t *v, int level)
+static int rawext_add(struct rawext **px, const char *key, size_t klen, const char *val,
+		      size_t vlen)
 {
-	sbuf_addc(b, '\n');
-	indent(b, level);
-	json_render_string(b, key, strlen(key));
-	sbuf_adds(b, ": ");
-	json_render_value(b, v, level);
+	struct rawext *x = *px;
+	struct rawmember *m;
+
+	if (!x && !(x = *px = calloc(1, sizeof(*x))))
+		return -ENOMEM;
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? x->cap * 2 : 4;
+
+		m = realloc(x->m, cap * sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		x->m = m;
+		x->cap = cap;
+	}
+	m = &x->m[x->n];
+	m->key = strndup(key, klen);
+	m->val = strndup(val, vlen);
+	if (!m->key || !m->val) {
+		free(m->key);
+		free(m->val);
+		return -ENOMEM;
+	}
+	x->n++;
+	return 0;
 }
 
-void json_render_value(struct sbuf *b, json_t *v, int level)
+struct rawext *rawext_dup(const struct rawext *x)
 {
-	const char *key;
-	json_t *x;
-	size_t i, n;
+	struct rawext *c = NULL;
 
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		if (json_object_size(v) == 0) {
-			sbuf_adds(b, "{}");
-			return;
+	for (size_t i = 0; x && i < x->n; i++) {
+		if (rawext_add(&c, x->m[i].key, strlen(x->m[i].key), x->m[i].val,
+			       strlen(x->m[i].val)) < 0) {
+			rawext_free(c);
+			return NULL;
 		}
-		sbuf_addc(b, '{');
-		n = 0;
-		json_object_foreach(v, key, x) {
-			sbuf_adds(b, n++ ? "," : "");
-			json_render_member(b, key, x, level + 1);
-		}
+	}
+	return c;
+}
+
+/* Each member as ",\n" INDENT KEY ": " VALUE (LEAD is "," or ""). */
+void rawext_render(struct sbuf *b, const struct rawext *x, int level, const char *lead,
+		   const char *trail)
+{
+	for (size_t i = 0; x && i < x->n; i++) {
+		sbuf_adds(b, lead);
 		sbuf_addc(b, '\n');
 		indent(b, level);
-		sbuf_addc(b, '}');
-		return;
-	case JSON_ARRAY:
-		if (json_array_size(v) == 0) {
-			sbuf_adds(b, "[]");
-			return;
-		}
-		sbuf_addc(b, '[');
-		json_array_foreach(v, i, x) {
-			sbuf_adds(b, i ? ",\n" : "\n");
-			indent(b, level + 1);
-			json_render_value(b, x, level + 1);
-		}
-		sbuf_addc(b, '\n');
-		indent(b, level);
-		sbuf_addc(b, ']');
-		return;
-	case JSON_STRING:
-		json_render_string(b, json_string_value(v), json_string_length(v));
-		return;
-	case JSON_INTEGER:
-		sbuf_addf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		return;
-	case JSON_REAL:
-		render_real(b, json_real_value(v));
-		return;
-	case JSON_TRUE:
-		sbuf_adds(b, "true");
-		return;
-	case JSON_FALSE:
-		sbuf_adds(b, "false");
-		return;
-	case JSON_NULL:
-		sbuf_adds(b, "null");
-		return;
+		sbuf_adds(b, x->m[i].key);
+		sbuf_adds(b, ": ");
+		sbuf_adds(b, x->m[i].val);
+		sbuf_adds(b, trail);
 	}
 }
 
@@ -208,18 +155,7 @@ static void render_opt_string(struct sbuf *b, const char *s)
 		sbuf_adds(b, "null");
 }
 
-static void render_ext(struct sbuf *b, json_t *ext, int level)
-{
-	const char *key;
-	json_t *v;
 
-	if (!ext)
-		return;
-	json_object_foreach(ext, key, v) {
-		sbuf_addc(b, ',');
-		json_render_member(b, key, v, level);
-	}
-}
 
 /* An entry of "allocations", at indent level 2, as serde derives it. */
 void json_render_alloc(struct sbuf *b, const struct scope_alloc *a)
@@ -241,7 +177,7 @@ void json_render_alloc(struct sbuf *b, const struct scope_alloc *a)
 						    : ",\n          \"permission\": \"read\"");
 		sbuf_adds(b, r->recursive ? ",\n          \"recursive\": true"
 					  : ",\n          \"recursive\": false");
-		render_ext(b, r->ext, 5);
+		rawext_render(b, r->ext, 5, ",", "");
 		sbuf_adds(b, "\n        }");
 		if (i + 1 == a->nrules)
 			sbuf_adds(b, "\n      ]");
@@ -255,7 +191,7 @@ void json_render_alloc(struct sbuf *b, const struct scope_alloc *a)
 		sbuf_addf(b, "{\n        \"pid\": %u,\n        \"ticks\": %llu\n      }", a->pid,
 			  (unsigned long long)a->pid_start);
 	}
-	render_ext(b, a->priv->ext, 3);
+	rawext_render(b, a->priv->ext, 3, ",", "");
 	sbuf_adds(b, "\n    }");
 }
 
@@ -391,122 +327,255 @@ static int get_string(struct scan *s, size_t at, json_t *v, const char *field, b
 	return 0;
 }
 
-static int convert_rule(struct scan *s, size_t at, json_t *o, struct scope_rule *r)
+/* One member of an object: where its key and value are, and the key. */
+struct member {
+	size_t key, keyend, val, valend;
+	json_t *name; /* the decoded key */
+};
+
+/*
+ * Walks the object at *POS (a '{'), calling FN for each member; *POS ends
+ * past the '}'.  The scanner only finds where values start and end; jansson
+ * checks each value it is given.
+ */
+static int each_member(struct scan *s, size_t *pos, const char *what,
+		       int (*fn)(struct scan *s, struct member *m, void *ctx), void *ctx)
 {
-	bool have_target = false, have_perm = false;
-	const char *key;
-	json_t *v;
-	int rc;
+	size_t i = *pos;
+	int rc = 0;
 
-	if (!json_is_object(o))
-		return scan_error(s, at, "invalid type for a rule, expected struct ScopeRule");
-	r->recursive = true; /* serde default */
-	r->ext = NULL;
-	json_object_foreach(o, key, v) {
-		if (strcmp(key, "target") == 0) {
-			rc = get_string(s, at, v, "target", false, &r->target);
-			if (rc < 0)
-				return rc;
-			have_target = true;
-		} else if (strcmp(key, "permission") == 0) {
-			const char *p = json_string_value(v);
-
-			if (p && strcmp(p, "write") == 0)
-				r->perm = SCOPE_WRITE;
-			else if (p && strcmp(p, "read") == 0)
-				r->perm = SCOPE_READ;
-			else
-				return scan_error(s, at, "unknown permission, expected `read` or `write`");
-			have_perm = true;
-		} else if (strcmp(key, "recursive") == 0) {
-			if (!json_is_boolean(v))
-				return scan_error(s, at, "invalid type for `recursive`, expected a boolean");
-			r->recursive = json_is_true(v);
-		} else {
-			if (!r->ext && !(r->ext = json_object()))
-				return scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
-			if (json_object_set(r->ext, key, v) < 0)
-				return scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
-		}
+	if (i >= s->len || s->buf[i] != '{')
+		return scan_error(s, i, "invalid type, expected %s", what);
+	i = skip_ws(s, i + 1);
+	if (i < s->len && s->buf[i] == '}') {
+		*pos = i + 1;
+		return 0;
 	}
-	if (!have_target)
-		return scan_error(s, at, "missing field `target`");
-	if (!have_perm)
-		return scan_error(s, at, "missing field `permission`");
-	return 0;
-}
+	for (;;) {
+		struct member m = { .key = i };
 
-static int convert_alloc(struct scan *s, size_t at, json_t *o, struct scope_alloc *a)
-{
-	bool have_name = false, have_pid = false, have_socket = false, have_allow = false;
-	json_t *v, *start = NULL;
-	const char *key;
-	int rc;
-
-	if (!json_is_object(o))
-		return scan_error(s, at, "invalid type, expected struct Allocation");
-	json_object_foreach(o, key, v) {
-		if (strcmp(key, "pod_name") == 0) {
-			rc = get_string(s, at, v, key, false, &a->name);
-			have_name = true;
-		} else if (strcmp(key, "pid") == 0) {
-			rc = get_u32(s, at, v, key, &a->pid);
-			have_pid = true;
-		} else if (strcmp(key, "socket") == 0) {
-			rc = get_string(s, at, v, key, false, &a->socket);
-			have_socket = true;
-		} else if (strcmp(key, "delegated_from") == 0) {
-			rc = get_string(s, at, v, key, true, &a->parent);
-		} else if (strcmp(key, "session_id") == 0) {
-			rc = get_string(s, at, v, key, true, &a->session);
-			if (rc == 0 && a->session && !scope_session_valid(a->session))
-				rc = scan_error(s, at, "`session_id` is not a UUID");
-		} else if (strcmp(key, "scope_allow") == 0) {
-			size_t n = json_array_size(v), i;
-			json_t *r;
-
-			if (!json_is_array(v))
-				return scan_error(s, at, "invalid type for `scope_allow`, expected a sequence");
-			a->rules = calloc(n ? n : 1, sizeof(*a->rules));
-			if (!a->rules)
-				return scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
-			rc = 0;
-			json_array_foreach(v, i, r) {
-				rc = convert_rule(s, at, r, &a->rules[i]);
-				a->nrules = i + 1;
-				if (rc < 0)
-					break;
-			}
-			have_allow = true;
-		} else if (strcmp(key, "pid_start") == 0 && json_is_object(v)) {
-			start = v; /* ours: checked once pid is known */
-			rc = 0;
-		} else {
-			if (!a->priv->ext && !(a->priv->ext = json_object()))
-				return scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
-			rc = json_object_set(a->priv->ext, key, v) < 0
-				     ? scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory")
-				     : 0;
+		if (i >= s->len || s->buf[i] != '"')
+			return scan_error(s, i, "key must be a string");
+		m.keyend = skip_string(s, i);
+		if (!m.keyend)
+			return scan_error(s, i, "EOF while parsing a string");
+		m.name = load_value(s, i, m.keyend, 0, &rc);
+		if (!m.name)
+			return rc;
+		i = skip_ws(s, m.keyend);
+		if (i >= s->len || s->buf[i] != ':') {
+			json_decref(m.name);
+			return scan_error(s, i, "expected `:`");
 		}
+		m.val = skip_ws(s, i + 1);
+		m.valend = skip_value(s, m.val);
+		if (!m.valend) {
+			json_decref(m.name);
+			return scan_error(s, m.val, "EOF while parsing a value");
+		}
+		rc = fn(s, &m, ctx);
+		json_decref(m.name);
 		if (rc < 0)
 			return rc;
+		i = skip_ws(s, m.valend);
+		if (i < s->len && s->buf[i] == ',') {
+			i = skip_ws(s, i + 1);
+			continue;
+		}
+		if (i < s->len && s->buf[i] == '}') {
+			*pos = i + 1;
+			return 0;
+		}
+		return scan_error(s, i, "expected `,` or `}`");
 	}
-	if (!have_name)
-		return scan_error(s, at, "missing field `pod_name`");
-	if (!have_pid)
-		return scan_error(s, at, "missing field `pid`");
-	if (!have_socket)
-		return scan_error(s, at, "missing field `socket`");
-	if (!have_allow)
-		return scan_error(s, at, "missing field `scope_allow`");
-	/* A start time counts only for the pid it was taken of: another writer
-	 * may have changed the pid and kept the field. */
-	if (start && json_integer_value(json_object_get(start, "pid")) == (json_int_t)a->pid &&
-	    json_integer_value(json_object_get(start, "ticks")) > 0)
-		a->pid_start = (uint64_t)json_integer_value(json_object_get(start, "ticks"));
+}
+
+/* A member no one here knows: checked, then kept byte for byte. */
+static int keep_unknown(struct scan *s, struct member *m, struct rawext **x)
+{
+	int rc = 0;
+	json_t *v = load_value(s, m->val, m->valend,
+			       JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &rc);
+
+	if (!v)
+		return rc;
+	json_decref(v);
+	if (rawext_add(x, s->buf + m->key, m->keyend - m->key, s->buf + m->val,
+		       m->valend - m->val) < 0)
+		return scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
 	return 0;
 }
 
+/* The value of a known member, decoded; a second one is an error, as
+ * serde's derive makes it. */
+static json_t *known_value(struct scan *s, struct member *m, unsigned *seen, unsigned bit,
+			   int *rc)
+{
+	if (*seen & bit) {
+		*rc = scan_error(s, m->key, "duplicate field `%s`", json_string_value(m->name));
+		return NULL;
+	}
+	*seen |= bit;
+	return load_value(s, m->val, m->valend, 0, rc);
+}
+
+struct rule_ctx {
+	struct scope_rule *r;
+	unsigned seen;
+};
+
+static int rule_member(struct scan *s, struct member *m, void *ctx)
+{
+	struct rule_ctx *c = ctx;
+	struct scope_rule *r = c->r;
+	const char *key = json_string_value(m->name);
+	json_t *v;
+	int rc = 0;
+
+	if (strcmp(key, "target") == 0) {
+		v = known_value(s, m, &c->seen, 1, &rc);
+		if (v)
+			rc = get_string(s, m->val, v, key, false, &r->target);
+	} else if (strcmp(key, "permission") == 0) {
+		v = known_value(s, m, &c->seen, 2, &rc);
+		if (v && json_is_string(v) && strcmp(json_string_value(v), "write") == 0)
+			r->perm = SCOPE_WRITE;
+		else if (v && json_is_string(v) && strcmp(json_string_value(v), "read") == 0)
+			r->perm = SCOPE_READ;
+		else if (v)
+			rc = scan_error(s, m->val, "unknown permission, expected `read` or `write`");
+	} else if (strcmp(key, "recursive") == 0) {
+		v = known_value(s, m, &c->seen, 4, &rc);
+		if (v && !json_is_boolean(v))
+			rc = scan_error(s, m->val, "invalid type for `recursive`, expected a boolean");
+		else if (v)
+			r->recursive = json_is_true(v);
+	} else {
+		return keep_unknown(s, m, (struct rawext **)&r->ext);
+	}
+	json_decref(v);
+	return rc;
+}
+
+struct alloc_ctx {
+	struct scope_alloc *a;
+	unsigned seen;
+	json_t *start;
+	size_t cap;
+};
+
+static int parse_rules(struct scan *s, struct member *m, struct alloc_ctx *c)
+{
+	struct scope_alloc *a = c->a;
+	size_t i = m->val;
+	int rc;
+
+	if (c->seen & 8)
+		return scan_error(s, m->key, "duplicate field `scope_allow`");
+	c->seen |= 8;
+	if (s->buf[i] != '[')
+		return scan_error(s, i, "invalid type for `scope_allow`, expected a sequence");
+	i = skip_ws(s, i + 1);
+	if (i < s->len && s->buf[i] == ']')
+		return 0;
+	for (;;) {
+		struct rule_ctx rc_ = { 0 };
+
+		if (a->nrules == c->cap) {
+			size_t cap = c->cap ? c->cap * 2 : 2;
+			struct scope_rule *nr = realloc(a->rules, cap * sizeof(*nr));
+
+			if (!nr)
+				return scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
+			a->rules = nr;
+			c->cap = cap;
+		}
+		rc_.r = &a->rules[a->nrules++];
+		memset(rc_.r, 0, sizeof(*rc_.r));
+		rc_.r->recursive = true; /* serde default */
+		rc = each_member(s, &i, "struct ScopeRule", rule_member, &rc_);
+		if (rc < 0)
+			return rc;
+		if (!(rc_.seen & 1))
+			return scan_error(s, i, "missing field `target`");
+		if (!(rc_.seen & 2))
+			return scan_error(s, i, "missing field `permission`");
+		i = skip_ws(s, i);
+		if (i < s->len && s->buf[i] == ',') {
+			i = skip_ws(s, i + 1);
+			continue;
+		}
+		if (i < s->len && s->buf[i] == ']')
+			return 0;
+		return scan_error(s, i, "expected `,` or `]`");
+	}
+}
+
+static int alloc_member(struct scan *s, struct member *m, void *ctx)
+{
+	struct alloc_ctx *c = ctx;
+	struct scope_alloc *a = c->a;
+	const char *key = json_string_value(m->name);
+	json_t *v = NULL;
+	int rc = 0;
+
+	if (strcmp(key, "pod_name") == 0) {
+		if ((v = known_value(s, m, &c->seen, 1, &rc)))
+			rc = get_string(s, m->val, v, key, false, &a->name);
+	} else if (strcmp(key, "pid") == 0) {
+		if ((v = known_value(s, m, &c->seen, 2, &rc)))
+			rc = get_u32(s, m->val, v, key, &a->pid);
+	} else if (strcmp(key, "socket") == 0) {
+		if ((v = known_value(s, m, &c->seen, 4, &rc)))
+			rc = get_string(s, m->val, v, key, false, &a->socket);
+	} else if (strcmp(key, "scope_allow") == 0) {
+		return parse_rules(s, m, c);
+	} else if (strcmp(key, "delegated_from") == 0) {
+		if ((v = known_value(s, m, &c->seen, 16, &rc)))
+			rc = get_string(s, m->val, v, key, true, &a->parent);
+	} else if (strcmp(key, "session_id") == 0) {
+		if ((v = known_value(s, m, &c->seen, 32, &rc)))
+			rc = get_string(s, m->val, v, key, true, &a->session);
+		if (rc == 0 && a->session && !scope_session_valid(a->session))
+			rc = scan_error(s, m->val, "`session_id` is not a UUID");
+	} else if (strcmp(key, "pid_start") == 0 && !(c->seen & 64)) {
+		/* ours: checked once the pid is known */
+		if ((v = known_value(s, m, &c->seen, 64, &rc)) && json_is_object(v))
+			c->start = json_incref(v);
+	} else {
+		return keep_unknown(s, m, &a->priv->ext);
+	}
+	json_decref(v);
+	return rc;
+}
+
+/* One entry of "allocations" at *POS. */
+static int parse_alloc(struct scan *s, size_t *pos, struct scope_alloc *a)
+{
+	struct alloc_ctx c = { .a = a };
+	size_t at = *pos;
+	int rc = each_member(s, pos, "struct Allocation", alloc_member, &c);
+	json_t *st = c.start;
+
+	if (rc == 0) {
+		static const char *const req[] = { "pod_name", "pid", "socket", "scope_allow" };
+
+		for (unsigned i = 0; i < 4 && rc == 0; i++)
+			if (!(c.seen & (1u << i)))
+				rc = scan_error(s, at, "missing field `%s`", req[i]);
+	}
+	/* A start time counts only for the pid it was taken of: another writer
+	 * may have changed the pid and kept the field. */
+	if (rc == 0 && st &&
+	    json_integer_value(json_object_get(st, "pid")) == (json_int_t)a->pid &&
+	    json_integer_value(json_object_get(st, "ticks")) > 0)
+		a->pid_start = (uint64_t)json_integer_value(json_object_get(st, "ticks"));
+	json_decref(st);
+	return rc;
+}
+
+/* The entries go into T's text as the file has them: an entry that does not
+ * change keeps its bytes. */
 static int parse_allocations(struct scan *s, size_t *pos, struct scope_table *t)
 {
 	size_t i = *pos;
@@ -514,35 +583,32 @@ static int parse_allocations(struct scan *s, size_t *pos, struct scope_table *t)
 
 	if (i >= s->len || s->buf[i] != '[')
 		return scan_error(s, i, "invalid type for `allocations`, expected a sequence");
+	table_render_head(t);
 	i = skip_ws(s, i + 1);
 	if (i < s->len && s->buf[i] == ']') {
 		*pos = i + 1;
 		return 0;
 	}
 	for (;;) {
-		size_t end = skip_value(s, i);
-		struct scope_alloc *a;
-		json_t *o;
+		struct scope_alloc *a = alloc_new();
+		size_t start = i;
 
-		if (!end)
-			return scan_error(s, i, "EOF while parsing a value");
-		o = load_value(s, i, end, JSON_REJECT_DUPLICATES, &rc);
-		if (!o)
-			return rc;
-		a = alloc_new();
-		if (!a) {
-			json_decref(o);
+		if (!a)
 			return scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
-		}
-		rc = convert_alloc(s, i, o, a);
-		json_decref(o);
+		rc = parse_alloc(s, &i, a);
 		if (rc == 0 && table_append(t, a) < 0)
 			rc = scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
 		if (rc < 0) {
 			alloc_free(a);
 			return rc;
 		}
-		i = skip_ws(s, end);
+		a->priv->seg = t->text.len;
+		sbuf_adds(&t->text, t->n == 1 ? "\n    " : ",\n    ");
+		a->priv->body = t->text.len;
+		sbuf_add(&t->text, s->buf + start, i - start);
+		a->priv->end = t->text.len;
+		a->priv->dirty = false;
+		i = skip_ws(s, i);
 		if (i < s->len && s->buf[i] == ',') {
 			i = skip_ws(s, i + 1);
 			continue;
@@ -555,83 +621,62 @@ static int parse_allocations(struct scan *s, size_t *pos, struct scope_table *t)
 	}
 }
 
-static int parse_object(struct scan *s, size_t i, struct scope_table *t)
+struct top_ctx {
+	struct scope_table *t;
+	bool seen;
+};
+
+static int top_member(struct scan *s, struct member *m, void *ctx)
 {
-	bool seen = false;
-	int rc = 0;
+	struct top_ctx *c = ctx;
 
-	if (s->buf[i] != '{')
-		return scan_error(s, i, "invalid type, expected struct LockFile");
-	i = skip_ws(s, i + 1);
-	if (i < s->len && s->buf[i] == '}')
-		return skip_ws(s, i + 1) == s->len ? 0 : scan_error(s, i + 1, "trailing characters");
-	for (;;) {
-		size_t kend, vend;
-		json_t *key;
-		const char *k;
+	if (strcmp(json_string_value(m->name), "allocations") == 0) {
+		size_t i = m->val;
 
-		if (i >= s->len || s->buf[i] != '"')
-			return scan_error(s, i, "key must be a string");
-		kend = skip_string(s, i);
-		if (!kend)
-			return scan_error(s, i, "EOF while parsing a string");
-		key = load_value(s, i, kend, 0, &rc);
-		if (!key)
-			return rc;
-		k = json_string_value(key);
-		i = skip_ws(s, kend);
-		if (i >= s->len || s->buf[i] != ':') {
-			json_decref(key);
-			return scan_error(s, i, "expected `:`");
-		}
-		i = skip_ws(s, i + 1);
-		if (strcmp(k, "allocations") == 0) {
-			json_decref(key);
-			if (seen)
-				return scan_error(s, i, "duplicate field `allocations`");
-			seen = true;
-			rc = parse_allocations(s, &i, t);
-			if (rc < 0)
-				return rc;
-		} else {
-			json_t *v;
+		if (c->seen)
+			return scan_error(s, m->key, "duplicate field `allocations`");
+		c->seen = true;
+		return parse_allocations(s, &i, c->t);
+	}
+	return keep_unknown(s, m, c->seen ? &c->t->ext_after : &c->t->ext_before);
+}
 
-			vend = skip_value(s, i);
-			if (!vend) {
-				json_decref(key);
-				return scan_error(s, i, "EOF while parsing a value");
-			}
-			v = load_value(s, i, vend, 0, &rc);
-			if (!v) {
-				json_decref(key);
-				return rc;
-			}
-			rc = json_object_set_new(seen ? t->ext_after : t->ext_before, k, v);
-			json_decref(key);
-			if (rc < 0)
-				return scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
-			i = vend;
-		}
-		i = skip_ws(s, i);
-		if (i < s->len && s->buf[i] == ',') {
-			i = skip_ws(s, i + 1);
+/* Rust's str::trim: is the whole file Unicode white space? */
+static bool blank(const char *buf, size_t len)
+{
+	static const uint32_t ws[] = { 0x85,   0xa0,   0x1680, 0x2028, 0x2029,
+				       0x202f, 0x205f, 0x3000 };
+	const unsigned char *p = (const unsigned char *)buf, *end = p + len;
+
+	while (p < end) {
+		uint32_t cp;
+		size_t n;
+		bool ok = false;
+
+		if (*p < 0x80) {
+			if (!(*p == ' ' || (*p >= 0x09 && *p <= 0x0d)))
+				return false;
+			p++;
 			continue;
 		}
-		if (i < s->len && s->buf[i] == '}')
-			break;
-		return scan_error(s, i, "expected `,` or `}`");
+		if ((*p & 0xe0) == 0xc0)
+			n = 2, cp = *p & 0x1f;
+		else if ((*p & 0xf0) == 0xe0)
+			n = 3, cp = *p & 0x0f;
+		else
+			return false;
+		if ((size_t)(end - p) < n || !utf8_valid((const char *)p, n))
+			return false;
+		for (size_t k = 1; k < n; k++)
+			cp = cp << 6 | (p[k] & 0x3f);
+		for (size_t k = 0; k < sizeof(ws) / sizeof(ws[0]); k++)
+			ok = ok || cp == ws[k];
+		ok = ok || (cp >= 0x2000 && cp <= 0x200a);
+		if (!ok)
+			return false;
+		p += n;
 	}
-	i = skip_ws(s, i + 1);
-	if (i != s->len)
-		return scan_error(s, i, "trailing characters");
-	if (!seen && json_object_size(t->ext_before)) {
-		/* No "allocations": the members written back go after it. */
-		json_t *tmp = t->ext_before;
-
-		t->ext_before = t->ext_after;
-		t->ext_after = tmp;
-	}
-	return 0;
+	return true;
 }
 
 int json_parse_table(const char *buf, size_t len, const char *name, struct scope_table **out,
@@ -639,7 +684,8 @@ int json_parse_table(const char *buf, size_t len, const char *name, struct scope
 {
 	struct scan s = { buf, len, name ? name : "scope.lock", err };
 	struct scope_table *t = scope_table_new();
-	size_t i, from;
+	struct top_ctx c = { .t = t };
+	size_t i;
 	int rc;
 
 	if (!t)
@@ -649,17 +695,29 @@ int json_parse_table(const char *buf, size_t len, const char *name, struct scope
 				"NUL byte in the file");
 		goto fail;
 	}
-	i = skip_ws(&s, 0);
-	if (i < len) {
-		rc = parse_object(&s, i, t);
+	if (!blank(buf, len)) {
+		i = skip_ws(&s, 0);
+		rc = each_member(&s, &i, "struct LockFile", top_member, &c);
 		if (rc < 0)
 			goto fail;
+		if (skip_ws(&s, i) != len) {
+			rc = scan_error(&s, skip_ws(&s, i), "trailing characters");
+			goto fail;
+		}
 	}
-	rc = table_render(t, &from);
-	if (rc < 0) {
-		rc = scope_fail(err, SCOPE_EIO, rc, "out of memory");
+	if (!c.seen) {
+		/* No "allocations": what the file has goes after it. */
+		t->ext_after = t->ext_before;
+		t->ext_before = NULL;
+		table_render_head(t);
+	}
+	table_render_tail(t);
+	if (t->text.oom) {
+		rc = scope_fail(err, SCOPE_EIO, -ENOMEM, "out of memory");
 		goto fail;
 	}
+	t->text_valid = true;
+	t->first_change = SIZE_MAX;
 	t->index_dirty = true;
 	t->modified = false;
 	t->dirty_from = SIZE_MAX;

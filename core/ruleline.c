@@ -76,7 +76,7 @@ void scope_rules_free(struct scope_rule *rules, size_t nrules)
 		return;
 	for (size_t i = 0; i < nrules; i++) {
 		free(rules[i].target);
-		json_decref(rules[i].ext);
+		rawext_free(rules[i].ext);
 	}
 	free(rules);
 }
@@ -91,7 +91,7 @@ int scope_rules_dup(const struct scope_rule *rules, size_t nrules, struct scope_
 		r[i].target = strdup(rules[i].target);
 		r[i].perm = rules[i].perm;
 		r[i].recursive = rules[i].recursive;
-		r[i].ext = rules[i].ext ? json_deep_copy(rules[i].ext) : NULL;
+		r[i].ext = rules[i].ext ? rawext_dup(rules[i].ext) : NULL;
 		if (!r[i].target || (rules[i].ext && !r[i].ext)) {
 			scope_rules_free(r, i + 1);
 			return -ENOMEM;

@@ -129,8 +129,8 @@ void scope_table_free(struct scope_table *t);
 int scope_table_parse(const char *buf, size_t len, const char *name, struct scope_table **out,
 		      struct scope_err *err);
 /* Serialise as the original does (pretty, two-space indent, no final
- * newline), keeping every unknown field and the exact bytes of every entry
- * that did not change.  *buf is malloc'd. */
+ * newline), keeping every unknown field byte for byte and the exact bytes
+ * of every entry that did not change.  *buf is malloc'd. */
 int scope_table_dump(struct scope_table *t, char **buf, size_t *len);
 
 size_t scope_table_count(const struct scope_table *t);
@@ -200,7 +200,9 @@ struct scope_liveness {
 };
 
 /* reclaim_stale: release every allocation whose owner is dead (reparenting
- * its delegates); returns how many. */
+ * its delegates); returns how many.  The original's register_pod and
+ * delegate_scope reclaim first: callers do the same before a change, with
+ * the liveness they choose (scope_procwatch_liveness, or a test seam). */
 size_t scope_reclaim_stale(struct scope_table *t, const struct scope_liveness *lv);
 /* register_pod: a top-level pod. */
 int scope_register(struct scope_table *t, const struct scope_spec *spec, struct scope_err *err);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "internal.h"
 
@@ -44,7 +45,7 @@ void alloc_free(struct scope_alloc *a)
 	scope_rules_free(a->rules, a->nrules);
 	free(a->parent);
 	free(a->session);
-	json_decref(a->priv->ext);
+	rawext_free(a->priv->ext);
 	free(a->priv->meta);
 	free(a->priv);
 	free(a);
@@ -56,12 +57,6 @@ struct scope_table *scope_table_new(void)
 
 	if (!t)
 		return NULL;
-	t->ext_before = json_object();
-	t->ext_after = json_object();
-	if (!t->ext_before || !t->ext_after) {
-		scope_table_free(t);
-		return NULL;
-	}
 	t->first_change = SIZE_MAX;
 	t->dirty_from = SIZE_MAX;
 	t->text_valid = false;
@@ -76,8 +71,8 @@ void scope_table_free(struct scope_table *t)
 		alloc_free(t->a[i]);
 	free(t->a);
 	free(t->hash);
-	json_decref(t->ext_before);
-	json_decref(t->ext_after);
+	rawext_free(t->ext_before);
+	rawext_free(t->ext_after);
 	sbuf_release(&t->text);
 	scope_table_clear_changes(t);
 	free(t->ch);
@@ -174,8 +169,9 @@ struct scope_alloc *scope_find(const struct scope_table *t, const char *name)
 
 struct scope_alloc *scope_find_session(const struct scope_table *t, const char *session)
 {
+	/* Session ids are UUIDs: equal whatever the case of their hex digits. */
 	for (size_t i = 0; i < t->n; i++)
-		if (t->a[i]->session && strcmp(t->a[i]->session, session) == 0)
+		if (t->a[i]->session && strcasecmp(t->a[i]->session, session) == 0)
 			return t->a[i];
 	return NULL;
 }
@@ -392,30 +388,29 @@ void scope_table_clear_changes(struct scope_table *t)
 
 /* ---- rendering ---- */
 
-static void render_head(struct scope_table *t)
+void table_render_head(struct scope_table *t)
 {
-	const char *key;
-	json_t *v;
-
 	sbuf_truncate(&t->text, 0);
 	sbuf_addc(&t->text, '{');
-	json_object_foreach(t->ext_before, key, v) {
-		json_render_member(&t->text, key, v, 1);
-		sbuf_addc(&t->text, ',');
-	}
+	rawext_render(&t->text, t->ext_before, 1, "", ",");
 	sbuf_adds(&t->text, "\n  \"allocations\": [");
 	t->head_end = t->text.len;
+}
+
+void table_render_tail(struct scope_table *t)
+{
+	sbuf_adds(&t->text, t->n ? "\n  ]" : "]");
+	rawext_render(&t->text, t->ext_after, 1, ",", "");
+	sbuf_adds(&t->text, "\n}");
 }
 
 int table_render(struct scope_table *t, size_t *from)
 {
 	struct sbuf old = { 0 };
 	size_t k, prefix;
-	const char *key;
-	json_t *v;
 
 	if (!t->text_valid) {
-		render_head(t);
+		table_render_head(t);
 		for (size_t i = 0; i < t->n; i++)
 			t->a[i]->priv->dirty = true;
 		t->first_change = 0;
@@ -448,12 +443,7 @@ int table_render(struct scope_table *t, size_t *from)
 		p->end = t->text.len;
 		p->dirty = false;
 	}
-	sbuf_adds(&t->text, t->n ? "\n  ]" : "]");
-	json_object_foreach(t->ext_after, key, v) {
-		sbuf_addc(&t->text, ',');
-		json_render_member(&t->text, key, v, 1);
-	}
-	sbuf_adds(&t->text, "\n}");
+	table_render_tail(t);
 	sbuf_release(&old);
 	if (t->text.oom) {
 		t->text_valid = false;
