@@ -318,31 +318,38 @@ int scope_procwatch_next_deadline(struct scope_procwatch *pw)
 {
 	uint64_t now = scope_now_ms(), best = UINT64_MAX;
 
-	for (size_t i = 0; i < pw->cap;) {
+	for (size_t i = 0; i < pw->cap; i++) {
 		struct watched *w = &pw->w[i];
 
-		if (!w->pid || w->pidfd >= 0) {
-			i++;
-			continue;
-		}
-		if (w->dead_at + w->grace_ms <= now) {
-			/* Expired: forgotten, so the next question probes afresh and no
-			 * deadline keeps firing.  The shift may refill slot i. */
-			forget(pw, w);
-			continue;
-		}
-		if (w->dead_at + w->grace_ms < best)
+		if (w->pid && w->pidfd < 0 && w->dead_at + w->grace_ms < best)
 			best = w->dead_at + w->grace_ms;
-		i++;
 	}
 	if (best == UINT64_MAX)
 		return -1;
-	return (int)(best - now > 60000 ? 60000 : best - now);
+	return best <= now ? 0 : (int)(best - now > 60000 ? 60000 : best - now);
+}
+
+/* Dead processes whose grace is over are forgotten: a pod still naming
+ * one is found dead by a fresh probe, and no expired deadline keeps firing
+ * once a reclaim has run. */
+static void drop_expired(struct scope_procwatch *pw)
+{
+	uint64_t now = scope_now_ms();
+
+	for (size_t i = 0; i < pw->cap;) {
+		struct watched *w = &pw->w[i];
+
+		if (w->pid && w->pidfd < 0 && w->dead_at + w->grace_ms <= now)
+			forget(pw, w); /* the backward shift may refill slot i */
+		else
+			i++;
+	}
 }
 
 static void pw_begin(void *ctx)
 {
 	scope_procwatch_collect(ctx);
+	drop_expired(ctx);
 }
 
 static bool pw_alive(void *ctx, const struct scope_alloc *a)

@@ -284,7 +284,8 @@ int scope_proc_start(uint32_t pid, uint64_t *start);
 bool scope_pid_alive(uint32_t pid, uint64_t start);
 
 /*
- * A liveness cache: one pidfd per distinct process, so that a reclaim over
+ * A liveness cache (not thread-safe: one user at a time): one pidfd per
+ * distinct process, so that a reclaim over
  * thousands of pods costs a hash lookup each instead of a syscall, and so
  * that a front end can wait (poll/epoll on scope_procwatch_fd) for an owner
  * to die instead of polling.
@@ -299,7 +300,9 @@ int scope_procwatch_collect(struct scope_procwatch *pw);
 bool scope_procwatch_alive(struct scope_procwatch *pw, uint32_t pid, uint64_t start);
 /* Keep PID counted alive until MS milliseconds after its death was seen. */
 void scope_procwatch_grace(struct scope_procwatch *pw, uint32_t pid, unsigned ms);
-/* Milliseconds until the next grace period ends (-1: none). */
+/* Milliseconds until the next grace period ends (-1: none; 0: one has
+ * ended, and stays reported until the next reclaim through the liveness
+ * below, which forgets it). */
 int scope_procwatch_next_deadline(struct scope_procwatch *pw);
 /* A struct scope_liveness backed by PW. */
 struct scope_liveness scope_procwatch_liveness(struct scope_procwatch *pw);

@@ -5,6 +5,7 @@
  * error reaches the terminal and the exit status.
  */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
@@ -295,7 +296,9 @@ int main(int argc, char *argv[])
 			fuse_loop_cfg_set_idle_threads(cfg, copts.max_idle_threads);
 		rc = fuse_session_loop_mt(d.se, cfg);
 	}
-	ret = rc == 0 ? 0 : 1;
+	/* libfuse returns the signal that ended the loop: a stop asked for
+	 * with SIGTERM, SIGINT or SIGHUP is a clean exit. */
+	ret = (rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP) ? 0 : 1;
 out:
 	/* The watcher first (it changes the table and queues notifications),
 	 * then parked readers get their answer before the mount goes.  The

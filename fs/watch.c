@@ -190,9 +190,8 @@ static void *watcher_main(void *arg)
 		int timeout = -1, left, n, i;
 		uint64_t now = now_ms();
 
-		/* Due is remembered here because the core forgets an expired
-		 * grace when asked for the next deadline: a reclaim must follow
-		 * every expiry even if we learn of it late. */
+		/* A reclaim follows every expiry of a grace period (the core
+		 * reports an expired one as due until a reclaim forgets it). */
 		if (due && now >= due) {
 			run_reclaim(w);
 			due = 0;
