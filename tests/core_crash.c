@@ -354,8 +354,11 @@ static void stopped_handle_is_unusable(void **state)
 #define FILLERS 300
 #define KILLS 100
 
-static void child_registers_forever(const char *path, uint32_t owner)
+static void child_registers_forever(const char *path, uint32_t owner, int ready)
 {
+	if (write(ready, "r", 1) != 1)
+		_exit(22);
+	close(ready);
 	for (;;) {
 		struct scope_file *f = NULL;
 		struct scope_table *t = NULL;
@@ -406,6 +409,44 @@ static size_t check_killed_table(const char *text, size_t at_least, const char *
 	return k;
 }
 
+/* Microseconds a fresh writer process takes, from fork to its first saved
+ * change (open, lock and parse, register, save), so that the kills land
+ * all over it, with sanitizers or without. */
+static unsigned cycle_usec(const char *dir, const char *filler_dump)
+{
+	char *path = tu_join(dir, "calibrate.lock");
+	double worst = 0;
+
+	tu_write_file(path, filler_dump, strlen(filler_dump), 0600);
+	for (int i = 0; i < 3; i++) {
+		double t0 = tu_now();
+		int status;
+		pid_t pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct scope_file *f = NULL;
+			struct scope_table *t = NULL;
+			struct scope_err err = { 0 };
+			char name[32];
+			struct scope_spec spec = { .name = name, .pid = (uint32_t)getppid() };
+
+			snprintf(name, sizeof(name), "calibrate-%d", i);
+			if (scope_file_open(&f, path, &err) || scope_file_lock(f, &t, &err) ||
+			    scope_register(t, &spec, &err) || scope_file_save(f, &err))
+				_exit(1);
+			_exit(0);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		if (tu_now() - t0 > worst)
+			worst = tu_now() - t0;
+	}
+	unlink(path);
+	free(path);
+	return (unsigned)(worst * 1e6) + 1;
+}
+
 static void killed_writers(void **state)
 {
 	char *dir = tu_mkdtemp(), *path = tu_join(dir, "scope.lock");
@@ -416,7 +457,9 @@ static void killed_writers(void **state)
 	double t0 = tu_now();
 
 	(void)state;
-	print_message("seed %u (SCOPEFS_TEST_SEED to repeat)\n", seed);
+	unsigned cycle = cycle_usec(dir, filler_dump);
+
+	print_message("seed %u (SCOPEFS_TEST_SEED to repeat), one cycle %u us\n", seed, cycle);
 	srand(seed);
 	tu_write_file(path, filler_dump, strlen(filler_dump), 0600);
 	for (int i = 0; i < KILLS; i++) {
@@ -424,13 +467,22 @@ static void killed_writers(void **state)
 		char *raw, *got;
 		size_t raw_len;
 		json_t *view;
-		int status, rc;
-		pid_t pid = fork();
+		int status, rc, ready[2];
+		char c;
+		pid_t pid;
 
+		assert_int_equal(pipe(ready), 0);
+		pid = fork();
 		assert_true(pid >= 0);
-		if (pid == 0)
-			child_registers_forever(path, (uint32_t)getppid());
-		usleep((useconds_t)(rand() % 20000));
+		if (pid == 0) {
+			close(ready[0]);
+			child_registers_forever(path, (uint32_t)getppid(), ready[1]);
+		}
+		close(ready[1]);
+		assert_int_equal(read(ready[0], &c, 1), 1);
+		close(ready[0]);
+		/* anywhere in the first few cycles */
+		usleep((useconds_t)((unsigned)rand() % (4 * cycle)));
 		assert_int_equal(kill(pid, SIGKILL), 0);
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		if (!WIFSIGNALED(status)) {

@@ -437,6 +437,117 @@ static void lock_rereads_foreign_change(void **state)
 	free(text);
 }
 
+/* Unsaved changes are forgotten at unlock; the next lock reads the file. */
+static void unsaved_changes_forgotten(void **state)
+{
+	struct dirfx *fx = *state;
+	struct scope_file *f = NULL;
+	struct scope_table *t = NULL;
+	struct scope_err err = { 0 };
+	int rc;
+
+	rc = scope_file_open(&f, fx->path, &err);
+	assert_scope_ok(rc, err);
+	rc = scope_file_lock(f, &t, &err);
+	assert_scope_ok(rc, err);
+	tu_register(t, "kept", NULL, 0, NULL);
+	rc = scope_file_save(f, &err);
+	assert_scope_ok(rc, err);
+	tu_register(t, "dropped", NULL, 0, NULL);
+	scope_file_unlock(f);
+	rc = scope_file_lock(f, &t, &err);
+	assert_scope_ok(rc, err);
+	assert_non_null(scope_find(t, "kept"));
+	assert_null(scope_find(t, "dropped"));
+	assert_int_equal(scope_table_count(t), 1);
+	scope_file_unlock(f);
+	scope_file_free(f);
+}
+
+/* A save with nothing changed writes nothing. */
+static void save_without_change_writes_nothing(void **state)
+{
+	struct dirfx *fx = *state;
+	struct timespec old[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+	struct scope_file *f = NULL;
+	struct scope_table *t = NULL;
+	struct scope_err err = { 0 };
+	struct stat st;
+	size_t len;
+	char *text = tu_fixture("tree.json", &len), *after;
+	int rc;
+
+	tu_write_file(fx->path, text, len, 0600);
+	assert_int_equal(utimensat(AT_FDCWD, fx->path, old, 0), 0);
+	rc = scope_file_open(&f, fx->path, &err);
+	assert_scope_ok(rc, err);
+	rc = scope_file_lock(f, &t, &err);
+	assert_scope_ok(rc, err);
+	assert_int_equal(scope_table_count(t), 5);
+	rc = scope_file_save(f, &err);
+	assert_scope_ok(rc, err);
+	scope_file_unlock(f);
+	scope_file_free(f);
+	assert_int_equal(stat(fx->path, &st), 0);
+	assert_int_equal(st.st_mtim.tv_sec, 1000000000);
+	after = tu_read_file(fx->path, NULL);
+	assert_string_equal(after, text);
+	free(after);
+	free(text);
+}
+
+static bool has_change(struct scope_table *t, enum scope_change_kind kind, const char *name)
+{
+	const struct scope_change *ch;
+	size_t n = scope_table_changes(t, &ch);
+
+	for (size_t i = 0; i < n; i++)
+		if (ch[i].kind == kind && !strcmp(ch[i].name, name))
+			return true;
+	return false;
+}
+
+/* A change made by another program shows in the change log as what it
+ * amounts to. */
+static void lock_reports_foreign_changes(void **state)
+{
+	struct dirfx *fx = *state;
+	struct scope_file *f = NULL;
+	struct scope_table *t = NULL;
+	struct scope_err err = { 0 };
+	size_t len;
+	char *text = tu_fixture("tree.json", &len), *edited, *p;
+	int rc;
+
+	tu_write_file(fx->path, text, len, 0600);
+	rc = scope_file_open(&f, fx->path, &err);
+	assert_scope_ok(rc, err);
+	rc = scope_file_lock(f, &t, &err);
+	assert_scope_ok(rc, err);
+	scope_file_unlock(f);
+	scope_table_clear_changes(t);
+
+	/* another writer: "reader" renamed "reader2" (one gone, one new) */
+	p = strstr(text, "\"pod_name\": \"reader\"");
+	assert_non_null(p);
+	p += strlen("\"pod_name\": \"reader");
+	if (asprintf(&edited, "%.*s2%s", (int)(p - text), text, p) < 0)
+		abort();
+	tu_write_file(fx->path, edited, len + 1, 0600);
+
+	rc = scope_file_lock(f, &t, &err);
+	assert_scope_ok(rc, err);
+	assert_non_null(scope_find(t, "reader2"));
+	assert_null(scope_find(t, "reader"));
+	assert_true(has_change(t, SCOPE_CH_DELEGATE, "reader2"));
+	assert_true(has_change(t, SCOPE_CH_RELEASE, "reader"));
+	assert_false(has_change(t, SCOPE_CH_RELEASE, "orchestrator"));
+	scope_file_unlock(f);
+	scope_file_free(f);
+	free(edited);
+	free(text);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -452,6 +563,9 @@ int main(void)
 		T(lock_blocks_other_process),
 		T(lock_is_flock_on_the_file),
 		T(lock_rereads_foreign_change),
+		T(unsaved_changes_forgotten),
+		T(save_without_change_writes_nothing),
+		T(lock_reports_foreign_changes),
 	};
 
 	return cmocka_run_group_tests_name("core_file", tests, NULL, NULL);
