@@ -368,6 +368,42 @@ static void unknown_fields_survive_change_of_entry(void **state)
 	scope_table_free(t);
 }
 
+/* A rule that stays across a rewrite of the set keeps its unknown fields. */
+static void rule_unknown_fields_survive_set_rules(void **state)
+{
+	struct scope_table *t = tu_parse(unknown_json);
+	struct scope_rule rules[] = { WRULE("/lib", true), WRULE("/src", true) };
+	struct scope_err err = { 0 };
+	json_t *in = load_json(unknown_json), *out, *src = NULL, *r;
+	char *dump;
+	size_t i;
+	int rc;
+
+	(void)state;
+	rc = scope_set_rules(t, "a", rules, 2, &err);
+	assert_scope_ok(rc, err);
+	dump = tu_dump(t);
+	out = load_json(dump);
+	json_array_foreach(json_object_get(entry(out, "a"), "scope_allow"), i, r) {
+		if (!strcmp(json_string_value(json_object_get(r, "target")), "/src"))
+			src = r;
+	}
+	assert_non_null(src);
+	assert_true(json_equal(
+		json_object_get(src, "x_rule"),
+		json_object_get(json_array_get(json_object_get(entry(in, "a"), "scope_allow"), 0),
+				"x_rule")));
+	/* and the allocation's own unknown fields too */
+	assert_true(json_equal(json_object_get(entry(in, "a"), "x_alloc"),
+			       json_object_get(entry(out, "a"), "x_alloc")));
+	assert_true(json_equal(json_object_get(entry(in, "a"), "x_emoji"),
+			       json_object_get(entry(out, "a"), "x_emoji")));
+	json_decref(out);
+	json_decref(in);
+	free(dump);
+	scope_table_free(t);
+}
+
 /* Numbers the original skips over whatever their size: they must not make
  * the file unreadable, nor be altered. */
 static void unknown_big_numbers_survive(void **state)
@@ -626,6 +662,7 @@ int main(void)
 		cmocka_unit_test(unknown_fields_survive_change_of_other_entry),
 		cmocka_unit_test(unknown_fields_survive_change_of_entry),
 		cmocka_unit_test(unknown_big_numbers_survive),
+		cmocka_unit_test(rule_unknown_fields_survive_set_rules),
 		cmocka_unit_test(defaults),
 		cmocka_unit_test(blank_text_is_empty_table),
 		cmocka_unit_test(blank_unicode_whitespace),

@@ -359,6 +359,42 @@ static void set_session(void **state)
 	scope_table_free(t);
 }
 
+/* The file is JSON, whose strings are UTF-8 (the original's are Rust
+ * Strings): bytes that are not are refused before they reach it. */
+static void non_utf8_refused(void **state)
+{
+	struct scope_table *t = tree();
+	struct scope_rule bad = W("/src/\xff"), ok = W("/fresh");
+	struct scope_spec s = { .name = "p\xff", .pid = (uint32_t)getpid(), .rules = &ok, .nrules = 1 };
+	struct scope_err err = { 0 };
+	struct snapshot snp;
+	int rc;
+
+	(void)state;
+	snap(t, &snp);
+	rc = scope_register(t, &s, &err);
+	assert_scope_err(rc, err, SCOPE_EINVAL, -EINVAL, NULL);
+	s.name = "p";
+	s.socket = "/run/\xc3(";
+	rc = scope_register(t, &s, &err);
+	assert_scope_err(rc, err, SCOPE_EINVAL, -EINVAL, NULL);
+	s.socket = NULL;
+	s.rules = &bad;
+	rc = scope_register(t, &s, &err);
+	assert_scope_err(rc, err, SCOPE_EINVAL, -EINVAL, NULL);
+	rc = scope_set_rules(t, "a", (struct scope_rule[]){ W("/src"), W("/lib"), bad }, 3, &err);
+	assert_scope_err(rc, err, SCOPE_EINVAL, -EINVAL, NULL);
+	rc = scope_set_socket(t, "a", "/s\xff", &err);
+	assert_scope_err(rc, err, SCOPE_EINVAL, -EINVAL, NULL);
+	assert_unchanged(t, &snp);
+	/* valid UTF-8 beyond ASCII is fine */
+	s.name = "p\xc3\xbc";
+	s.rules = &W("/fr\xc3\xa9sh");
+	rc = scope_register(t, &s, &err);
+	assert_scope_ok(rc, err);
+	scope_table_free(t);
+}
+
 /* ------------------------------------------------------------------ */
 /* The change log front ends stream from                               */
 
@@ -431,6 +467,7 @@ int main(void)
 		cmocka_unit_test(set_rules_unknown_pod),
 		cmocka_unit_test(set_socket),
 		cmocka_unit_test(set_session),
+		cmocka_unit_test(non_utf8_refused),
 		cmocka_unit_test(change_log),
 	};
 
