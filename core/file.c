@@ -140,20 +140,28 @@ static int open_checked(const char *path, int flags, struct scope_err *err)
 /* Does the file system holding PATH give a change that follows an fstat a
  * ctime of its own, even within one clock tick?  Asked of an unnamed file
  * in the same directory, a few times over. */
-static bool probe_fine_ctime(const char *path)
+/* open(2) of the directory that holds PATH. */
+static int open_dir_of(const char *path, int flags, mode_t mode)
 {
 	char *dir = strdup(path), *slash;
-	struct stat a, b;
-	bool fine = true;
 	int fd;
 
 	if (!dir)
-		return false;
+		return -1;
 	slash = strrchr(dir, '/');
 	if (slash)
 		*(slash == dir ? slash + 1 : slash) = '\0';
-	fd = open(slash ? dir : ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	fd = open(slash ? dir : ".", flags | O_CLOEXEC, mode);
 	free(dir);
+	return fd;
+}
+
+static bool probe_fine_ctime(const char *path)
+{
+	struct stat a, b;
+	bool fine = true;
+	int fd = open_dir_of(path, O_TMPFILE | O_RDWR, 0600);
+
 	if (fd < 0)
 		return false;
 	for (int i = 0; i < 16 && fine; i++) {
@@ -370,13 +378,30 @@ static uint64_t journal_sum(const struct jheader *h, const char *bytes, size_t n
 	return scope_hash(v, sizeof(v)) ^ scope_hash(bytes, n);
 }
 
+/* Makes the journal's name durable: without it a power loss could keep the
+ * poisoned table and lose the journal that finishes it. */
+static void sync_dir(const char *path)
+{
+	int fd = open_dir_of(path, O_RDONLY | O_DIRECTORY, 0);
+
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
 static int open_journal(struct scope_file *f, bool create, struct scope_err *err)
 {
 	int fd;
 
 	if (f->jfd >= 0)
 		return 0;
-	fd = open_checked(f->jpath, O_RDWR | (create ? O_CREAT : 0), err);
+	fd = open_checked(f->jpath, O_RDWR, err);
+	if (fd == -ENOENT && create) {
+		fd = open_checked(f->jpath, O_RDWR | O_CREAT | O_EXCL, err);
+		if (fd >= 0 && !f->volatile_fs)
+			sync_dir(f->jpath);
+	}
 	if (fd < 0) {
 		if (fd == -ENOENT && !create)
 			return fd;
@@ -429,6 +454,10 @@ static int write_table(struct scope_file *f, const char *nw, size_t len, size_t 
 		rc = do_sync(f, f->fd);
 	if (rc == 0)
 		rc = do_write(f, f->fd, nw, 1, 0);
+	/* The next save overwrites the journal: this one must be on disk first,
+	 * or a power loss then could find the poison with a torn journal. */
+	if (rc == 0)
+		rc = do_sync(f, f->fd);
 	if (rc == -EINTR && f->fault_step >= 0) {
 		f->dead = true;
 		return scope_fail(err, SCOPE_EIO, -EINTR,
