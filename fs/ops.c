@@ -565,6 +565,12 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	/* New content: the kernel's size may still be the old one, and a read
+	 * beyond what we return would come back zero-filled.  Drop its
+	 * attributes now (attributes only: no page lock, safe in a handler) so
+	 * the read asks for the size first. */
+	if (n && n->kind == NODE_FILE && !writing && !fi->keep_cache)
+		fuse_lowlevel_notify_inval_inode(d->se, ino, -1, 0);
 	if (fuse_reply_open(req, fi) && h)
 		events_close(&d->events, h); /* interrupted: no release will come */
 }
