@@ -603,7 +603,27 @@ static int refresh(struct scope_file *f, struct scope_err *err)
 			return rc < 0 && err && err->kind != SCOPE_OK ? rc : io_err(err, rc, "cannot read", f->path);
 		}
 	}
-	rc = json_parse_table(buf.p ? buf.p : "", buf.len, f->path, &t, err);
+	{
+		/* Entries in the unchanged start and end of the file are copied
+		 * from the cache instead of parsed again. */
+		struct reuse r = { 0 }, *rp = NULL;
+		const struct scope_table *old = f->table;
+
+		if (old && f->known && !f->foreign.p && old->text_valid && !old->modified &&
+		    old->first_change == SIZE_MAX && buf.p) {
+			size_t n = old->text.len < buf.len ? old->text.len : buf.len;
+
+			while (r.prefix < n && old->text.p[r.prefix] == buf.p[r.prefix])
+				r.prefix++;
+			while (r.suffix < n - r.prefix &&
+			       old->text.p[old->text.len - 1 - r.suffix] == buf.p[buf.len - 1 - r.suffix])
+				r.suffix++;
+			r.old = old;
+			r.oldlen = old->text.len;
+			rp = &r;
+		}
+		rc = json_parse_table(buf.p ? buf.p : "", buf.len, f->path, rp, &t, err);
+	}
 	if (rc < 0) {
 		sbuf_release(&buf);
 		return rc;

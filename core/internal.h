@@ -91,6 +91,7 @@ void table_reindex(const struct scope_table *t);
 int table_note(struct scope_table *t, enum scope_change_kind kind, const char *name,
 	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 struct scope_alloc *alloc_new(void);
+struct scope_alloc *alloc_clone(const struct scope_alloc *a);
 void alloc_free(struct scope_alloc *a);
 /* The text before the first entry, and after the last. */
 void table_render_head(struct scope_table *t);
@@ -102,8 +103,15 @@ void table_diff(struct scope_table *old, struct scope_table *nw);
 uint64_t scope_next_gen(void);
 
 /* json.c */
-int json_parse_table(const char *buf, size_t len, const char *name, struct scope_table **out,
-		     struct scope_err *err);
+/* What a parse may take from the table it replaces: entries whose bytes lie
+ * in the part of the file that did not change are copied, not parsed. */
+struct reuse {
+	const struct scope_table *old; /* clean, and its text is the old file */
+	size_t prefix, suffix;	       /* bytes equal at the start and the end */
+	size_t oldlen;
+};
+int json_parse_table(const char *buf, size_t len, const char *name, const struct reuse *reuse,
+		     struct scope_table **out, struct scope_err *err);
 void json_render_alloc(struct sbuf *b, const struct scope_alloc *a);
 void json_render_string(struct sbuf *b, const char *s, size_t len);
 

@@ -202,6 +202,7 @@ struct scan {
 	size_t len;
 	const char *name;
 	struct scope_err *err;
+	const struct reuse *reuse;
 };
 
 static int scan_error(struct scan *s, size_t at, const char *fmt, ...)
@@ -574,6 +575,38 @@ static int parse_alloc(struct scan *s, size_t *pos, struct scope_alloc *a)
 	return rc;
 }
 
+/* The entry of the old table whose bytes are the new file's [START, END),
+ * if they lie where the file did not change. */
+static const struct scope_alloc *reusable(const struct scan *s, size_t start, size_t end)
+{
+	const struct reuse *r = s->reuse;
+	const struct scope_table *old;
+	size_t off, lo = 0, hi;
+
+	if (!r || !end)
+		return NULL;
+	if (end <= r->prefix)
+		off = start;
+	else if (start >= s->len - r->suffix)
+		off = start + r->oldlen - s->len;
+	else
+		return NULL;
+	old = r->old;
+	hi = old->n;
+	while (lo < hi) { /* entries are in file order */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (old->a[mid]->priv->body < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < old->n && old->a[lo]->priv->body == off &&
+	    old->a[lo]->priv->end - off == end - start)
+		return old->a[lo];
+	return NULL;
+}
+
 /* The entries go into T's text as the file has them: an entry that does not
  * change keeps its bytes. */
 static int parse_allocations(struct scan *s, size_t *pos, struct scope_table *t)
@@ -590,12 +623,16 @@ static int parse_allocations(struct scan *s, size_t *pos, struct scope_table *t)
 		return 0;
 	}
 	for (;;) {
-		struct scope_alloc *a = alloc_new();
+		const struct scope_alloc *same = reusable(s, i, skip_value(s, i));
+		struct scope_alloc *a = same ? alloc_clone(same) : alloc_new();
 		size_t start = i;
 
 		if (!a)
 			return scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
-		rc = parse_alloc(s, &i, a);
+		if (same)
+			i = same->priv->end - same->priv->body + start;
+		else
+			rc = parse_alloc(s, &i, a);
 		if (rc == 0 && table_append(t, a) < 0)
 			rc = scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
 		if (rc < 0) {
@@ -679,10 +716,10 @@ static bool blank(const char *buf, size_t len)
 	return true;
 }
 
-int json_parse_table(const char *buf, size_t len, const char *name, struct scope_table **out,
-		     struct scope_err *err)
+int json_parse_table(const char *buf, size_t len, const char *name, const struct reuse *reuse,
+		     struct scope_table **out, struct scope_err *err)
 {
-	struct scan s = { buf, len, name ? name : "scope.lock", err };
+	struct scan s = { buf, len, name ? name : "scope.lock", err, reuse };
 	struct scope_table *t = scope_table_new();
 	struct top_ctx c = { .t = t };
 	size_t i;

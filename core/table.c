@@ -36,6 +36,29 @@ struct scope_alloc *alloc_new(void)
 	return a;
 }
 
+struct scope_alloc *alloc_clone(const struct scope_alloc *a)
+{
+	struct scope_alloc *c = alloc_new();
+
+	if (!c)
+		return NULL;
+	c->name = strdup(a->name);
+	c->pid = a->pid;
+	c->pid_start = a->pid_start;
+	c->socket = strdup(a->socket);
+	c->parent = xstrdup(a->parent);
+	c->session = xstrdup(a->session);
+	c->gen = a->gen;
+	c->priv->ext = a->priv->ext ? rawext_dup(a->priv->ext) : NULL;
+	if (!c->name || !c->socket || (a->parent && !c->parent) || (a->session && !c->session) ||
+	    (a->priv->ext && !c->priv->ext) || scope_rules_dup(a->rules, a->nrules, &c->rules) < 0) {
+		alloc_free(c);
+		return NULL;
+	}
+	c->nrules = a->nrules;
+	return c;
+}
+
 void alloc_free(struct scope_alloc *a)
 {
 	if (!a)
@@ -472,7 +495,7 @@ int scope_table_dump(struct scope_table *t, char **buf, size_t *len)
 int scope_table_parse(const char *buf, size_t len, const char *name, struct scope_table **out,
 		      struct scope_err *err)
 {
-	return json_parse_table(buf, len, name, out, err);
+	return json_parse_table(buf, len, name, NULL, out, err);
 }
 
 /* ---- what changed between two versions of the file ---- */
