@@ -137,8 +137,14 @@ static void inval_node(struct node *n, void *arg)
 		return;
 	}
 	if (touched_has(c->ts, n->pod)) {
-		/* Content, size or owner may have changed. */
-		ticket = notifier_push_inode(&d->inodes, n->ino);
+		/* Content, size or owner may have changed.  Without opens the
+		 * kernel keeps a file's pages: a new mtime and invalidated
+		 * attributes make its next read drop them, and the pages go
+		 * too, without waiting for a write in flight to end. */
+		if (d->fast_read && n->kind == NODE_FILE)
+			ticket = view_push_file(d, n);
+		else
+			ticket = notifier_push_inode(&d->inodes, n->ino);
 		if (ticket)
 			c->ticket = ticket;
 	}

@@ -201,7 +201,9 @@ static void perform(struct loopback *lb, const struct lb_item *it)
 		root = open_root(lb);
 		if (root < 0)
 			break;
-		fd = openat(root, path, O_WRONLY | O_CLOEXEC);
+		/* fast_read: O_DIRECT, so that the byte never lands in the
+		 * page cache, where a reader could see it. */
+		fd = openat(root, path, O_WRONLY | O_CLOEXEC | (d->fast_read ? O_DIRECT : 0));
 		close(root);
 		if (fd < 0)
 			break;

@@ -28,12 +28,14 @@ struct options {
 	int show_help;
 	int show_version;
 	int allow_other;
+	int fast_read;
 };
 
 enum { KEY_HELP, KEY_VERSION, KEY_ALLOW_OTHER };
 
 static const struct fuse_opt option_spec[] = {
 	{ "table=%s", offsetof(struct options, table), 0 },
+	{ "fast_read", offsetof(struct options, fast_read), 1 },
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -68,6 +70,9 @@ static void usage(const char *prog)
 	       "scopefs options:\n"
 	       "    -o table=PATH          the table file (default: the core's resolution,\n"
 	       "                           $INSOMNIA_RUNTIME_DIR/scope.lock and so on)\n"
+	       "    -o fast_read           open and read pod files without a request to the\n"
+	       "                           daemon (the kernel's no_open mode: cached content,\n"
+	       "                           every change pushed); MOUNT/.events is hidden\n"
 	       "    -h, --help             this help\n"
 	       "    -V, --version          the version\n\n"
 	       "MOUNTPOINT defaults to /run/scopes for root, $XDG_RUNTIME_DIR/scopes\n"
@@ -177,6 +182,7 @@ static void scopefs_release(struct scopefs *d)
 {
 	notifier_release(&d->inodes);
 	notifier_release(&d->entries);
+	notifier_release(&d->pages);
 	nodes_release(&d->nodes);
 	owners_release(&d->owners);
 	scope_procwatch_free(d->pw);
@@ -206,6 +212,7 @@ int main(int argc, char *argv[])
 	}
 	notifier_init(&d.inodes, "inode");
 	notifier_init(&d.entries, "entry");
+	notifier_init(&d.pages, "page");
 	events_init(&d.events, &d.inodes);
 
 	if (fuse_opt_parse(&args, &opts, option_spec, option_key) == -1)
@@ -244,6 +251,7 @@ int main(int argc, char *argv[])
 	if (!mountpoint)
 		goto out;
 	d.foreground = copts.foreground;
+	d.fast_read = opts.fast_read != 0;
 
 	if (open_table(&d, table) < 0)
 		goto out;
@@ -278,7 +286,9 @@ int main(int argc, char *argv[])
 	/* Threads only now: daemonizing forks, and threads do not follow. */
 	sfs_log_init(copts.foreground);
 	if ((rc = notifier_start(&d.inodes, d.se)) < 0 ||
-	    (rc = notifier_start(&d.entries, d.se)) < 0 || (rc = watcher_start(d.watcher)) < 0 ||
+	    (rc = notifier_start(&d.entries, d.se)) < 0 ||
+	    (d.fast_read && (rc = notifier_start(&d.pages, d.se)) < 0) ||
+	    (rc = watcher_start(d.watcher)) < 0 ||
 	    (rc = loopback_start(d.loopback)) < 0) {
 		sfs_log(LOG_ERR, "cannot start threads: %s", strerror(-rc));
 		goto out;
@@ -309,6 +319,7 @@ out:
 	d.watcher = NULL;
 	notifier_stop(&d.inodes);
 	notifier_stop(&d.entries);
+	notifier_stop(&d.pages);
 	events_release(&d.events);
 	if (mounted)
 		fuse_session_unmount(d.se);

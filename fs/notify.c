@@ -13,7 +13,7 @@
 
 #include "scopefs.h"
 
-enum nitem_kind { NI_INODE, NI_ENTRY, NI_POLL };
+enum nitem_kind { NI_INODE, NI_ATTR, NI_ENTRY, NI_POLL };
 
 struct nitem {
 	enum nitem_kind kind;
@@ -46,6 +46,10 @@ static void send_item(struct notifier *n, struct nitem *it)
 	switch (it->kind) {
 	case NI_INODE:
 		rc = fuse_lowlevel_notify_inval_inode(n->se, it->ino, 0, 0);
+		break;
+	case NI_ATTR:
+		/* A negative offset: the attributes only, no page lock. */
+		rc = fuse_lowlevel_notify_inval_inode(n->se, it->ino, -1, 0);
 		break;
 	case NI_ENTRY:
 		rc = fuse_lowlevel_notify_inval_entry(n->se, it->ino, it->name, strlen(it->name));
@@ -168,6 +172,13 @@ fail:
 uint64_t notifier_push_inode(struct notifier *n, fuse_ino_t ino)
 {
 	struct nitem it = { .kind = NI_INODE, .ino = ino };
+
+	return push(n, &it);
+}
+
+uint64_t notifier_push_attr(struct notifier *n, fuse_ino_t ino)
+{
+	struct nitem it = { .kind = NI_ATTR, .ino = ino };
 
 	return push(n, &it);
 }

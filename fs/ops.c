@@ -126,6 +126,9 @@ static int lookup_child(struct scopefs *d, const struct scope_table *t, struct n
 	switch (p->kind) {
 	case NODE_ROOT:
 		if (!strcmp(name, ".events")) {
+			/* fast_read: a stream needs opens, which that mode has not. */
+			if (d->fast_read)
+				return -ENOENT;
 			*out = &d->nodes.events;
 			return 0;
 		}
@@ -261,6 +264,7 @@ static void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 			struct fuse_file_info *fi)
 {
 	struct scopefs *d = sfs_of(req);
+	uint64_t ticket = 0;
 	struct node *n;
 	struct stat st;
 	int rc;
@@ -275,7 +279,13 @@ static void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 	pthread_mutex_lock(&d->lock);
 	n = nodes_get(&d->nodes, ino);
 	rc = n ? view_attr(d, scope_file_table(d->file), n, &st) : -ENOENT;
+	if (!rc && d->fast_read && n->kind == NODE_FILE)
+		ticket = notifier_push_inode(&d->inodes, ino);
 	pthread_mutex_unlock(&d->lock);
+	/* fast_read: the kernel takes the mtime of this reply without
+	 * dropping its pages, so they go first.  The caller holds the
+	 * inode's lock: no write of it holds a page lock meanwhile. */
+	notifier_wait(&d->inodes, ticket, WAIT_NOTIFY_MS);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
@@ -520,6 +530,12 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct node *n;
 	int rc = 0;
 
+	if (d->fast_read) {
+		/* The kernel sends no OPEN again, for any file of the mount
+		 * (no_open): pod files are then cached, as with keep_cache. */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	pthread_mutex_lock(&d->lock);
 	t = scope_file_table(d->file);
 	n = nodes_get(&d->nodes, ino);
@@ -586,6 +602,10 @@ static void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int rc;
 
 	if (ino == INO_EVENTS) {
+		if (d->fast_read) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
 		events_read(&d->events, (struct ev_handle *)(uintptr_t)fi->fh, req, size,
 			    (fi->flags & O_NONBLOCK) != 0);
 		return;
@@ -745,6 +765,22 @@ static int check_pid(fuse_req_t req, const char *buf, size_t size, struct write_
 	return 0;
 }
 
+/* fast_read: a write of INO reached us; returns the ticket to wait for.
+ * Waiting is safe: attribute invalidations take no page lock, and the
+ * writer holds one until we reply. */
+static uint64_t touch_written(struct scopefs *d, fuse_ino_t ino)
+{
+	uint64_t ticket = 0;
+	struct node *n;
+
+	pthread_mutex_lock(&d->lock);
+	n = nodes_get(&d->nodes, ino);
+	if (n && n->kind == NODE_FILE)
+		ticket = view_push_file(d, n);
+	pthread_mutex_unlock(&d->lock);
+	return ticket;
+}
+
 static void sfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		      struct fuse_file_info *fi)
 {
@@ -759,6 +795,8 @@ static void sfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 	int rc;
 
 	if (loopback_is(d->loopback, req)) {
+		if (d->fast_read)
+			(void)touch_written(d, ino);
 		fuse_reply_write(req, size); /* the content is there already */
 		return;
 	}
@@ -812,6 +850,11 @@ static void sfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 	if (!rc)
 		notifier_wait(&d->inodes, ticket, WAIT_NOTIFY_MS);
 out:
+	/* fast_read: the bytes went through the page cache on their way
+	 * here, and the content shown is not them (a refusal, or what the
+	 * table makes of them): the pages must not be served. */
+	if (d->fast_read)
+		notifier_wait(&d->inodes, touch_written(d, ino), WAIT_NOTIFY_MS);
 	if (rc < 0)
 		refuse(req, "write", what, rc, &err);
 	else
@@ -822,7 +865,9 @@ out:
 
 static void sfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, 0);
+	/* fast_read: files are opened without us, so no noflush either;
+	 * ENOSYS makes the kernel stop sending FLUSH (it does nothing). */
+	fuse_reply_err(req, sfs_of(req)->fast_read ? ENOSYS : 0);
 }
 
 static void sfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -922,7 +967,7 @@ static int dir_fill(struct scopefs *d, const struct scope_table *t, struct node 
 	case NODE_ROOT:
 		if (!rc)
 			rc = dir_add(d, dh, n->ino, ".by-session", INO_BYSESSION, S_IFDIR);
-		if (!rc)
+		if (!rc && !d->fast_read)
 			rc = dir_add(d, dh, n->ino, ".events", INO_EVENTS, S_IFREG);
 		for (i = 0; !rc && i < count; i++) {
 			a = scope_table_at(t, i);
@@ -1035,8 +1080,26 @@ static void sfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 
 static void sfs_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct scopefs *d = userdata;
+	const unsigned need = FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_AUTO_INVAL_DATA;
+
 	/* Every write must reach us as the caller made it. */
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	if (!d->fast_read)
+		return;
+	/* No OPEN at all; and with auto_inval_data every read() checks the
+	 * attributes first, so that a new mtime drops stale pages. */
+	if ((conn->capable & need) != need) {
+		sfs_log(LOG_ERR, "fast_read: the kernel lacks no_open or auto_inval_data");
+		fuse_session_exit(d->se);
+		return;
+	}
+	conn->want |= need;
+	conn->want &= ~(unsigned)FUSE_CAP_EXPLICIT_INVAL_DATA;
+	/* Without it a truncating open is a SETATTR, which we answer with
+	 * the unchanged size; with it the kernel would show an empty file
+	 * to readers until the write that follows. */
+	conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
 }
 
 const struct fuse_lowlevel_ops scopefs_ops = {

@@ -87,6 +87,10 @@ struct node {
 	bool dead; /* its name was invalidated; only its inode number lives on */
 	bool served; /* FILE: served_hash is what the page cache may hold */
 	uint64_t served_hash;
+	/* FILE, fast_read: when what it shows last changed (0: the mount's
+	 * time).  The kernel drops a file's cached pages when it sees a new
+	 * mtime (auto_inval_data). */
+	struct timespec mtime;
 	struct node *ino_next;
 	struct node *name_next;
 };
@@ -140,6 +144,8 @@ void notifier_stop(struct notifier *n);
 void notifier_release(struct notifier *n);
 /* The push functions return the ticket of the item (0 on failure). */
 uint64_t notifier_push_inode(struct notifier *n, fuse_ino_t ino);
+/* Invalidates only the attributes of INO: never waits for a page lock. */
+uint64_t notifier_push_attr(struct notifier *n, fuse_ino_t ino);
 uint64_t notifier_push_entry(struct notifier *n, fuse_ino_t parent, const char *name);
 /* Takes ownership of PH. */
 uint64_t notifier_push_poll(struct notifier *n, struct fuse_pollhandle *ph);
@@ -206,6 +212,9 @@ struct scopefs {
 	struct owners owners;
 	struct notifier inodes;	 /* inval_inode and poll: handlers may wait */
 	struct notifier entries; /* inval_entry: takes dir locks, never waited for */
+	/* fast_read: page cache invalidations of pod files.  Never waited
+	 * for: one waits for the page lock of a write in flight. */
+	struct notifier pages;
 	struct events events;
 	struct watcher *watcher;
 	struct loopback *loopback;
@@ -213,6 +222,9 @@ struct scopefs {
 	gid_t gid;
 	struct timespec mtime;
 	bool foreground;
+	/* -o fast_read: the kernel sends no OPEN (no_open), pod files are
+	 * cached and every change is pushed; .events is hidden. */
+	bool fast_read;
 };
 
 /* change.c: every change to the table goes through scopefs_change. */
@@ -257,6 +269,12 @@ const char *view_file_name(enum pod_file f);
 enum pod_file view_file_lookup(const char *name);
 uint64_t view_hash(const char *buf, size_t len);
 bool view_name_shown(const char *name);
+/* fast_read: a pod file's content may have changed; gives it a new mtime. */
+void view_touch(struct scopefs *d, struct node *n);
+/* fast_read: makes the kernel re-check N (a pod file) before its next
+ * read: a new mtime, its attributes invalidated (returns the ticket on
+ * d->inodes to wait for) and its pages dropped (never waited for). */
+uint64_t view_push_file(struct scopefs *d, struct node *n);
 
 /* watch.c: the thread that reaps dead owners and follows the table file. */
 int watcher_new(struct scopefs *d, struct watcher **out);

@@ -50,6 +50,30 @@ uint64_t view_hash(const char *buf, size_t len)
 	return h ^ len;
 }
 
+void view_touch(struct scopefs *d, struct node *n)
+{
+	struct timespec now, prev = n->mtime.tv_sec ? n->mtime : d->mtime;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	/* Always later than the last one, even within a nanosecond or with
+	 * the clock set back: the kernel only compares for equality. */
+	if (now.tv_sec < prev.tv_sec || (now.tv_sec == prev.tv_sec && now.tv_nsec <= prev.tv_nsec)) {
+		now = prev;
+		if (++now.tv_nsec == 1000000000L) {
+			now.tv_sec++;
+			now.tv_nsec = 0;
+		}
+	}
+	n->mtime = now;
+}
+
+uint64_t view_push_file(struct scopefs *d, struct node *n)
+{
+	view_touch(d, n);
+	notifier_push_inode(&d->pages, n->ino);
+	return notifier_push_attr(&d->inodes, n->ino);
+}
+
 bool view_node_valid(struct scopefs *d, const struct scope_table *t, struct node *n)
 {
 	/* Walks up the path: a depth bounded by what the kernel looked up. */
@@ -192,6 +216,8 @@ int view_attr(struct scopefs *d, const struct scope_table *t, struct node *n, st
 		st->st_mode = S_IFREG | (n->file == PF_DELEGATED_FROM ? 0444 : 0644);
 		st->st_nlink = 1;
 		st->st_size = (off_t)len;
+		if (d->fast_read && n->mtime.tv_sec)
+			st->st_mtim = st->st_ctim = n->mtime;
 		break;
 	}
 	}
