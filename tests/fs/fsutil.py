@@ -23,6 +23,12 @@ import unittest
 
 SCOPEFS = os.environ.get("SCOPEFS")
 VERSION = os.environ.get("SCOPEFS_VERSION", "")
+# Mount options added to every daemon a test starts (comma-separated): the
+# suite runs once as is and once with fast_read.
+TEST_OPTS = tuple(o for o in os.environ.get("SCOPEFS_TEST_OPTS", "").split(",") if o)
+FAST_READ = "fast_read" in TEST_OPTS
+# What the root shows besides the pods: fast_read hides .events.
+SPECIAL = [".by-session"] if FAST_READ else [".by-session", ".events"]
 
 
 def require_fuse():
@@ -67,7 +73,7 @@ class Daemon:
         self.expected = []
         self.cond = threading.Condition()
         argv = [SCOPEFS, "-f", "-o", "table=" + self.table]
-        for o in opts:
+        for o in tuple(opts) + TEST_OPTS:
             argv += ["-o", o]
         argv.append(self.mnt)
         self.argv = argv
