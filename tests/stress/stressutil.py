@@ -59,6 +59,32 @@ def mount_type(path):
     return None
 
 
+def wedged_threads(pid):
+    """Wait channels of PID's threads that are still there (a process
+    killed with SIGKILL whose threads cannot leave the kernel)."""
+    out = []
+    try:
+        for t in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/wchan" % (pid, t)) as f:
+                    w = f.read().strip()
+                with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z":
+                out.append("%s:%s" % (state, w))
+    except OSError:
+        pass
+    return out
+
+
+def abort_connection(mnt):
+    """Aborts the FUSE connection of the mount at MNT (MNT_FORCE does, for
+    FUSE): requests in flight fail, a wedged daemon can finish dying."""
+    subprocess.run(["umount", "-f", mnt], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def lazy_unmount(mnt):
     """Removes whatever scopefs mount is left at MNT (a dead daemon's too)."""
     for _ in range(10):
@@ -102,11 +128,22 @@ class Daemon:
     def alive(self):
         return self.proc.poll() is None
 
-    def sigkill(self):
-        """SIGKILL, reaped; the mount is left behind, as after a crash."""
+    def sigkill(self, wedge=None):
+        """SIGKILL, reaped; the mount is left behind, as after a crash.
+
+        A killed daemon whose thread is stuck in the kernel (see
+        wedged_threads) never finishes dying: after 0.5 s the connection is
+        aborted (umount -f) so that it can.  WEDGE, a callable, is told
+        first, with the stuck threads' wait channels."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+        try:
+            self.proc.wait(0.5)
+        except subprocess.TimeoutExpired:
+            if wedge:
+                wedge(wedged_threads(self.proc.pid))
+            abort_connection(self.mnt)
+            self.proc.wait()
         self.logf.close()
 
     def kill(self):

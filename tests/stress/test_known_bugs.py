@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Known bugs of the daemon, each shown by a test that fails today.
+
+meson runs these with should_fail (suite 'known-failing'): they report
+EXPECTEDFAIL while the bug is there and UNEXPECTEDPASS (a failure) once it
+is fixed, which is the moment to move the test into the 'stress' suite.
+
+    test_known_bugs.py kill-wedge
+        SIGKILL of the daemon while clients mkdir/rmdir at the root: the
+        daemon must die (and release the table's flock) at once.  Today one
+        of its threads is often left in the kernel in
+        fuse_reverse_inval_entry, waiting for the root directory's lock,
+        which a client's mkdir holds while it waits for an answer that the
+        dead daemon will never send: the daemon cannot finish dying, its
+        clients hang unkillably, and if the kill came during a change the
+        table's flock stays held, blocking every other user of the table
+        (the original's pods, a new daemon) until someone aborts the
+        connection (umount -f, or .../fuse/connections/N/abort).
+
+    test_known_bugs.py stale-mount
+        A new daemon started on a mountpoint where a killed daemon's mount
+        is left (ENOTCONN) must mount (or take the stale mount over); today
+        it exits 1 with "fuse: failed to access mountpoint ...: Transport
+        endpoint is not connected", so restarting after a crash needs a
+        manual `fusermount3 -u -z` first.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import stressutil as su  # noqa: E402
+
+
+def kill_wedge(kills=20):
+    wedged = []
+    for i in range(kills):
+        tmp = su.new_tmp("scopefs-wedge-")
+        mnt = os.path.join(tmp, "mnt")
+        os.mkdir(mnt)
+        table = os.path.join(tmp, "scope.lock")
+        d = su.Daemon(mnt, table, log=os.path.join(tmp, "log"))
+        stop = threading.Event()
+
+        def churn(t):
+            n = 0
+            while not stop.is_set():
+                n += 1
+                p = os.path.join(mnt, "t%d-%d" % (t, n))
+                try:
+                    os.mkdir(p)
+                    os.rmdir(p)
+                except OSError:
+                    return
+
+        ts = [threading.Thread(target=churn, args=(t,), daemon=True) for t in range(3)]
+        for t in ts:
+            t.start()
+        time.sleep(0.05)
+        d.sigkill(wedge=lambda threads: wedged.append((i, threads)))
+        stop.set()
+        for t in ts:
+            t.join(10)
+        su.lazy_unmount(mnt)
+        shutil.rmtree(tmp, ignore_errors=True)
+    for i, threads in wedged:
+        su.log("kill %d: the daemon was still there 0.5 s after SIGKILL, threads %s" %
+               (i, threads))
+    su.log("kill-wedge: %d of %d SIGKILLs left the daemon unable to die until its connection "
+           "was aborted" % (len(wedged), kills))
+    return not wedged
+
+
+def stale_mount():
+    tmp = su.new_tmp("scopefs-stale-")
+    mnt = os.path.join(tmp, "mnt")
+    os.mkdir(mnt)
+    table = os.path.join(tmp, "scope.lock")
+    try:
+        d = su.Daemon(mnt, table, log=os.path.join(tmp, "log"))
+        os.mkdir(os.path.join(mnt, "kept"))
+        d.sigkill()
+        try:
+            os.stat(mnt)
+            su.log("stale-mount: the dead mount still answers stat (unexpected)")
+        except OSError as e:
+            su.log("stale-mount: the killed daemon's mount answers %s" % e)
+        r = subprocess.Popen([su.SCOPEFS, "-f", "-o", "table=" + table, mnt],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 5
+        ok = False
+        while time.monotonic() < deadline and r.poll() is None:
+            try:
+                if "kept" in os.listdir(mnt):
+                    ok = True
+                    break
+            except OSError:
+                pass
+            time.sleep(0.02)
+        if r.poll() is None:
+            subprocess.run(["fusermount3", "-u", mnt], capture_output=True)
+            try:
+                r.wait(10)
+            except subprocess.TimeoutExpired:
+                r.kill()
+                r.wait()
+        out = r.stdout.read().decode(errors="replace").strip()
+        su.log("stale-mount: a new daemon on the same mountpoint: exit %s, %s; output: %s" %
+               (r.returncode, "serves the table" if ok else "does not serve it", out))
+        return ok
+    finally:
+        su.lazy_unmount(mnt)
+        su.lazy_unmount(mnt)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    su.require_fuse()
+    ok = {"kill-wedge": kill_wedge, "stale-mount": stale_mount}[sys.argv[1]]()
+    su.log("%s: %s" % (sys.argv[1], "fixed" if ok else "KNOWN BUG still there"))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
