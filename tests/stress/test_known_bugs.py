@@ -24,6 +24,17 @@ is fixed, which is the moment to move the test into the 'stress' suite.
         it exits 1 with "fuse: failed to access mountpoint ...: Transport
         endpoint is not connected", so restarting after a crash needs a
         manual `fusermount3 -u -z` first.
+
+    test_known_bugs.py journal-unlinked
+        A core user (the daemon, scope_driver) keeps its journal open after
+        its first save.  If the journal file is removed meanwhile (a
+        temporary-file cleaner, a user tidying up), later saves write their
+        journal into the unlinked inode; a crash in the middle of such a
+        save leaves the table poisoned (NUL first byte) with no journal
+        under its name, and every later open fails ("was left half-written
+        and its journal ... cannot finish the save"): the table is lost
+        until repaired by hand, against "the next open finds the whole old
+        table or the whole new one".
 """
 
 import os
@@ -120,9 +131,40 @@ def stale_mount():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def journal_unlinked(tries=50):
+    import random
+    rng = random.Random(1)
+    tmp = su.new_tmp("scopefs-journal-")
+    table = os.path.join(tmp, "scope.lock")
+    try:
+        for i in range(tries):
+            p = subprocess.Popen([su.DRIVER, table, "saver", str(os.getpid()), str(i + 1)],
+                                 stdout=subprocess.PIPE)
+            time.sleep(0.02)  # its first saves opened the journal
+            try:
+                os.unlink(table + ".journal")
+            except FileNotFoundError:
+                pass
+            time.sleep(rng.uniform(0.001, 0.02))
+            p.send_signal(signal.SIGKILL)
+            p.communicate()
+            with open(table, "rb") as f:
+                poisoned = f.read(1) == b"\0"
+            r = subprocess.run([su.DRIVER, table, "dump"], capture_output=True, text=True)
+            if r.returncode:
+                su.log("journal-unlinked: kill %d (mid-save: %s): a fresh open fails: %s" %
+                       (i, poisoned, r.stderr.strip()))
+                return False
+        su.log("journal-unlinked: %d kills, every fresh open found a whole table" % tries)
+        return True
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     su.require_fuse()
-    ok = {"kill-wedge": kill_wedge, "stale-mount": stale_mount}[sys.argv[1]]()
+    ok = {"kill-wedge": kill_wedge, "stale-mount": stale_mount,
+          "journal-unlinked": journal_unlinked}[sys.argv[1]]()
     su.log("%s: %s" % (sys.argv[1], "fixed" if ok else "KNOWN BUG still there"))
     sys.exit(0 if ok else 1)
 
