@@ -452,7 +452,16 @@ static void sfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int rc;
 
 	if (loopback_is(d->loopback, req)) {
-		fuse_reply_err(req, 0); /* the pod is gone from the table already */
+		bool back;
+
+		/* The pod is gone from the table already, unless it was made
+		 * again since: then the kernel's entry may be the new directory,
+		 * and acknowledging would kill it there.  Watchers miss that one
+		 * delete-and-create; the view stays true. */
+		pthread_mutex_lock(&d->lock);
+		back = parent == FUSE_ROOT_ID && scope_find(scope_file_table(d->file), name);
+		pthread_mutex_unlock(&d->lock);
+		fuse_reply_err(req, back ? EBUSY : 0);
 		return;
 	}
 	rc = scopefs_change(d, do_rmdir, &r, &o, &err, &ticket);
