@@ -96,9 +96,10 @@ def lazy_unmount(mnt):
 class Daemon:
     """scopefs -f on MNT over TABLE; its output goes to LOG (a file)."""
 
-    def __init__(self, mnt, table, opts=(), log=None, wrapper=(), env=None, timeout=10):
+    def __init__(self, mnt, table, opts=(), log=None, wrapper=(), env=None, timeout=10,
+                 program=None):
         self.mnt, self.table = mnt, table
-        argv = list(wrapper) + [SCOPEFS, "-f", "-o", "table=" + table]
+        argv = list(wrapper) + [program or SCOPEFS, "-f", "-o", "table=" + table]
         for o in opts:
             argv += ["-o", o]
         argv.append(mnt)

@@ -35,6 +35,15 @@ is fixed, which is the moment to move the test into the 'stress' suite.
         and its journal ... cannot finish the save"): the table is lost
         until repaired by hand, against "the next open finds the whole old
         table or the whole new one".
+
+    interpose (a C program, interpose.c)
+        libscope.so exports the core's internal helpers (sbuf_add,
+        table_append, json_parse_table, proc_tgid, ...) with default
+        visibility, so a program on the core that defines a function of
+        the same name replaces the core's own: the core then calls the
+        program's function.  The daemon itself defines proc_tgid with
+        another signature than the core's (harmless today only because the
+        core never calls its own).
 """
 
 import os
