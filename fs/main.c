@@ -213,6 +213,7 @@ int main(int argc, char *argv[])
 	notifier_init(&d.inodes, "inode");
 	notifier_init(&d.entries, "entry");
 	notifier_init(&d.pages, "page");
+	d.entries.before = &d.inodes;
 	events_init(&d.events, &d.inodes);
 
 	if (fuse_opt_parse(&args, &opts, option_spec, option_key) == -1)

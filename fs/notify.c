@@ -17,6 +17,7 @@ enum nitem_kind { NI_INODE, NI_ATTR, NI_ENTRY, NI_POLL };
 
 struct nitem {
 	enum nitem_kind kind;
+	uint64_t after; /* send once BEFORE's ticket AFTER is sent */
 	fuse_ino_t ino; /* INODE: the inode; ENTRY: the parent */
 	char *name;
 	struct fuse_pollhandle *ph;
@@ -79,6 +80,11 @@ static void *notifier_main(void *arg)
 		n->head = (n->head + 1) % n->cap;
 		n->count--;
 		pthread_mutex_unlock(&n->lock);
+		/* A name must not vanish before the content that changed with it
+		 * is invalidated: a reader who sees the one sees the other.  The
+		 * wait is bounded, as the other notifier may be held up. */
+		if (n->before && it.after)
+			notifier_wait(n->before, it.after, 200);
 		send_item(n, &it);
 		item_free(&it);
 		pthread_mutex_lock(&n->lock);
@@ -140,6 +146,12 @@ void notifier_release(struct notifier *n)
 static uint64_t push(struct notifier *n, struct nitem *it)
 {
 	uint64_t ticket = 0;
+
+	if (n->before) {
+		pthread_mutex_lock(&n->before->lock);
+		it->after = n->before->queued;
+		pthread_mutex_unlock(&n->before->lock);
+	}
 
 	pthread_mutex_lock(&n->lock);
 	if (n->stop)

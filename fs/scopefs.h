@@ -135,6 +135,7 @@ struct notifier {
 	pthread_t thread;
 	struct fuse_session *se;
 	const char *name;
+	struct notifier *before; /* what was queued there is sent first */
 };
 
 int notifier_init(struct notifier *n, const char *name);
