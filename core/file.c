@@ -45,7 +45,7 @@ struct jheader {
 	uint64_t from;	  /* offset of the first new byte */
 	uint64_t newlen;  /* length of the whole new file */
 	uint64_t first;	  /* the new file's first byte */
-	uint64_t sum;	  /* scope_hash of the header's other fields and the bytes */
+	uint64_t sum;	  /* hash64 of the header's other fields and the bytes */
 };
 
 struct scope_file {
@@ -67,7 +67,7 @@ struct scope_file {
 
 static int io_err(struct scope_err *err, int code, const char *what, const char *path)
 {
-	return scope_fail(err, SCOPE_EIO, code, "I/O error on scope.lock: %s `%s`: %s", what, path,
+	return err_set(err, SCOPE_EIO, code, "I/O error on scope.lock: %s `%s`: %s", what, path,
 			  strerror(-code));
 }
 
@@ -108,10 +108,10 @@ static int check_safe(int fd, const char *path, struct scope_err *err)
 	if (fstat(fd, &st) < 0)
 		return io_err(err, -errno, "cannot stat", path);
 	if (!S_ISREG(st.st_mode))
-		return scope_fail(err, SCOPE_EUNSAFE, -EPERM, "table `%s` is not a regular file",
+		return err_set(err, SCOPE_EUNSAFE, -EPERM, "table `%s` is not a regular file",
 				  path);
 	if (st.st_uid != geteuid())
-		return scope_fail(err, SCOPE_EUNSAFE, -EPERM,
+		return err_set(err, SCOPE_EUNSAFE, -EPERM,
 				  "table `%s` is owned by uid %u, not by this user (uid %u)", path,
 				  (unsigned)st.st_uid, (unsigned)geteuid());
 	return 0;
@@ -123,10 +123,10 @@ static int open_checked(const char *path, int flags, struct scope_err *err)
 
 	if (fd < 0) {
 		if (errno == ELOOP)
-			return scope_fail(err, SCOPE_EUNSAFE, -EPERM,
+			return err_set(err, SCOPE_EUNSAFE, -EPERM,
 					  "table `%s` is a symbolic link; refusing to follow it", path);
 		if (errno == EISDIR)
-			return scope_fail(err, SCOPE_EUNSAFE, -EPERM,
+			return err_set(err, SCOPE_EUNSAFE, -EPERM,
 					  "table `%s` is not a regular file", path);
 		return -errno;
 	}
@@ -194,13 +194,13 @@ int scope_file_open(struct scope_file **out, const char *path, struct scope_err 
 
 	f = calloc(1, sizeof(*f));
 	if (!f)
-		return scope_fail(err, SCOPE_EIO, -ENOMEM, "out of memory");
+		return err_set(err, SCOPE_EIO, -ENOMEM, "out of memory");
 	f->fd = f->jfd = -1;
 	f->fault_step = -1;
 	f->path = strdup(path);
 	if (!f->path || asprintf(&f->jpath, "%s.journal", path) < 0) {
 		f->jpath = NULL;
-		rc = scope_fail(err, SCOPE_EIO, -ENOMEM, "out of memory");
+		rc = err_set(err, SCOPE_EIO, -ENOMEM, "out of memory");
 		goto fail;
 	}
 	rc = make_parents(path);
@@ -375,7 +375,7 @@ static uint64_t journal_sum(const struct jheader *h, const char *bytes, size_t n
 {
 	uint64_t v[3] = { h->from, h->newlen, h->first };
 
-	return scope_hash(v, sizeof(v)) ^ scope_hash(bytes, n);
+	return hash64(v, sizeof(v)) ^ hash64(bytes, n);
 }
 
 /* Makes the journal's name durable: without it a power loss could keep the
@@ -392,10 +392,18 @@ static void sync_dir(const char *path)
 
 static int open_journal(struct scope_file *f, bool create, struct scope_err *err)
 {
+	struct stat st;
 	int fd;
 
-	if (f->jfd >= 0)
+	/* A journal removed since we opened it (a cleaner, a user) would take
+	 * the next save into an unlinked file, and a crash then could not be
+	 * finished: write only to the journal that has the name. */
+	if (f->jfd >= 0 && fstat(f->jfd, &st) == 0 && st.st_nlink > 0)
 		return 0;
+	if (f->jfd >= 0) {
+		close(f->jfd);
+		f->jfd = -1;
+	}
 	fd = open_checked(f->jpath, O_RDWR, err);
 	if (fd == -ENOENT && create) {
 		fd = open_checked(f->jpath, O_RDWR | O_CREAT | O_EXCL, err);
@@ -434,7 +442,7 @@ static int write_table(struct scope_file *f, const char *nw, size_t len, size_t 
 	sbuf_add(&j, &h, sizeof(h));
 	sbuf_add(&j, nw + from, len - from);
 	if (j.oom)
-		return scope_fail(err, SCOPE_EIO, -ENOMEM, "out of memory");
+		return err_set(err, SCOPE_EIO, -ENOMEM, "out of memory");
 	f->step = 0;
 	rc = do_write(f, f->jfd, j.p, j.len, 0);
 	sbuf_release(&j);
@@ -460,7 +468,7 @@ static int write_table(struct scope_file *f, const char *nw, size_t len, size_t 
 		rc = do_sync(f, f->fd);
 	if (rc == -EINTR && f->fault_step >= 0) {
 		f->dead = true;
-		return scope_fail(err, SCOPE_EIO, -EINTR,
+		return err_set(err, SCOPE_EIO, -EINTR,
 				  "I/O error on scope.lock: save of `%s` stopped by fault injection",
 				  f->path);
 	}
@@ -519,7 +527,7 @@ out:
 torn_free:
 	sbuf_release(&j);
 torn:
-	return scope_fail(err, SCOPE_ECORRUPT, -EBADMSG,
+	return err_set(err, SCOPE_ECORRUPT, -EBADMSG,
 			  "I/O error on scope.lock: `%s` was left half-written and its journal `%s` "
 			  "cannot finish the save; the file is left as it is",
 			  f->path, f->jpath);
@@ -556,7 +564,7 @@ static int take_lock(struct scope_file *f, bool wait, struct scope_err *err)
 			if (errno == EINTR)
 				continue;
 			if (errno == EWOULDBLOCK)
-				return scope_fail(err, SCOPE_EIO, -EWOULDBLOCK,
+				return err_set(err, SCOPE_EIO, -EWOULDBLOCK,
 						  "table `%s` is locked by another process", f->path);
 			return io_err(err, -errno, "cannot lock", f->path);
 		}
@@ -659,10 +667,10 @@ static int lock_common(struct scope_file *f, bool wait, struct scope_table **tab
 	int rc;
 
 	if (f->dead)
-		return scope_fail(err, SCOPE_EIO, -EIO, "table handle of `%s` is unusable after a stopped save",
+		return err_set(err, SCOPE_EIO, -EIO, "table handle of `%s` is unusable after a stopped save",
 				  f->path);
 	if (f->locked)
-		return scope_fail(err, SCOPE_EINVAL, -EDEADLK, "table `%s` is already locked by this handle",
+		return err_set(err, SCOPE_EINVAL, -EDEADLK, "table `%s` is already locked by this handle",
 				  f->path);
 	rc = take_lock(f, wait, err);
 	if (rc < 0)
@@ -700,7 +708,7 @@ int scope_file_save(struct scope_file *f, struct scope_err *err)
 	int rc;
 
 	if (!f->locked || !t)
-		return scope_fail(err, SCOPE_EINVAL, -EINVAL, "table `%s` is not locked", f->path);
+		return err_set(err, SCOPE_EINVAL, -EINVAL, "table `%s` is not locked", f->path);
 	/* Nothing changed: the file stays as it is, whatever its form. */
 	if (!table_changed(t))
 		return 0;
@@ -709,7 +717,7 @@ int scope_file_save(struct scope_file *f, struct scope_err *err)
 	rc = table_render(t, &from);
 	if (rc < 0) {
 		f->known = false;
-		return scope_fail(err, SCOPE_EIO, rc, "out of memory");
+		return err_set(err, SCOPE_EIO, rc, "out of memory");
 	}
 	/* Renders since the last save (scope_table_dump) moved the start. */
 	if (t->dirty_from < from)

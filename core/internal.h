@@ -26,12 +26,12 @@ void sbuf_truncate(struct sbuf *b, size_t len);
 void sbuf_release(struct sbuf *b);
 
 /* Fills ERR (if not NULL) and returns CODE. */
-int scope_fail(struct scope_err *err, enum scope_kind kind, int code, const char *fmt, ...)
+int err_set(struct scope_err *err, enum scope_kind kind, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 char *xstrdup(const char *s); /* NULL stays NULL; aborts nothing: NULL on ENOMEM too */
-uint64_t scope_now_ms(void);  /* CLOCK_MONOTONIC */
-uint64_t scope_hash(const void *data, size_t len);
+uint64_t now_ms(void);  /* CLOCK_MONOTONIC */
+uint64_t hash64(const void *data, size_t len);
 /* JSON strings are UTF-8: the file must stay readable by every parser. */
 bool utf8_valid(const char *s, size_t len);
 
@@ -100,7 +100,7 @@ void table_render_tail(struct scope_table *t);
 int table_render(struct scope_table *t, size_t *from);
 /* Append the changes that turn OLD into NEW to NEW's log; NEW keeps OLD's gens. */
 void table_diff(struct scope_table *old, struct scope_table *nw);
-uint64_t scope_next_gen(void);
+uint64_t next_gen(void);
 
 /* json.c */
 /* What a parse may take from the table it replaces: entries whose bytes lie
@@ -128,13 +128,11 @@ struct rmeta {
 /* rules.c */
 void rmeta_of(const struct scope_rule *r, struct rmeta *m);
 const struct rmeta *alloc_meta(const struct scope_alloc *a);
-bool scope_within_effective_skip(const struct scope_table *t, const struct scope_alloc *parent,
+bool within_effective_skip(const struct scope_table *t, const struct scope_alloc *parent,
 				 const struct scope_rule *rule, const struct scope_alloc *skip);
-const struct scope_alloc *scope_conflict_owner_skip(const struct scope_table *t,
+const struct scope_alloc *conflict_owner_skip(const struct scope_table *t,
 						    const struct scope_rule *rule, const char *exempt,
 						    const struct scope_alloc *skip);
 
-/* proc.c */
-uint32_t proc_tgid(uint32_t tid);
 
 #endif

@@ -81,6 +81,18 @@ void rawext_free(struct rawext *x)
 	free(x);
 }
 
+/* LEN bytes of P (which need not end in a NUL) and a NUL. */
+static char *memdup0(const char *p, size_t len)
+{
+	char *s = malloc(len + 1);
+
+	if (s) {
+		memcpy(s, p, len);
+		s[len] = '\0';
+	}
+	return s;
+}
+
 static int rawext_add(struct rawext **px, const char *key, size_t klen, const char *val,
 		      size_t vlen)
 {
@@ -99,8 +111,8 @@ static int rawext_add(struct rawext **px, const char *key, size_t klen, const ch
 		x->cap = cap;
 	}
 	m = &x->m[x->n];
-	m->key = strndup(key, klen);
-	m->val = strndup(val, vlen);
+	m->key = memdup0(key, klen);
+	m->val = memdup0(val, vlen);
 	if (!m->key || !m->val) {
 		free(m->key);
 		free(m->val);
@@ -225,7 +237,7 @@ static int scan_error(struct scan *s, size_t at, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	return scope_fail(s->err, SCOPE_ECORRUPT, -EBADMSG,
+	return err_set(s->err, SCOPE_ECORRUPT, -EBADMSG,
 			  "I/O error on scope.lock: scope.lock parse error: %s at line %zu column "
 			  "%zu of `%s`",
 			  what, line, col, s->name);
@@ -324,7 +336,7 @@ static int get_string(struct scan *s, size_t at, json_t *v, const char *field, b
 		return scan_error(s, at, "`%s` holds a NUL character", field);
 	*out = strdup(str);
 	if (!*out)
-		return scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
+		return err_set(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
 	return 0;
 }
 
@@ -403,7 +415,7 @@ static int keep_unknown(struct scan *s, struct member *m, struct rawext **x)
 	json_decref(v);
 	if (rawext_add(x, s->buf + m->key, m->keyend - m->key, s->buf + m->val,
 		       m->valend - m->val) < 0)
-		return scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
+		return err_set(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
 	return 0;
 }
 
@@ -487,7 +499,7 @@ static int parse_rules(struct scan *s, struct member *m, struct alloc_ctx *c)
 			struct scope_rule *nr = realloc(a->rules, cap * sizeof(*nr));
 
 			if (!nr)
-				return scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
+				return err_set(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
 			a->rules = nr;
 			c->cap = cap;
 		}
@@ -628,13 +640,13 @@ static int parse_allocations(struct scan *s, size_t *pos, struct scope_table *t)
 		size_t start = i;
 
 		if (!a)
-			return scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
+			return err_set(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
 		if (same)
 			i = same->priv->end - same->priv->body + start;
 		else
 			rc = parse_alloc(s, &i, a);
 		if (rc == 0 && table_append(t, a) < 0)
-			rc = scope_fail(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
+			rc = err_set(s->err, SCOPE_EIO, -ENOMEM, "out of memory");
 		if (rc < 0) {
 			alloc_free(a);
 			return rc;
@@ -726,7 +738,7 @@ int json_parse_table(const char *buf, size_t len, const char *name, const struct
 	int rc;
 
 	if (!t)
-		return scope_fail(err, SCOPE_EIO, -ENOMEM, "out of memory");
+		return err_set(err, SCOPE_EIO, -ENOMEM, "out of memory");
 	if (len && memchr(buf, '\0', len)) {
 		rc = scan_error(&s, (size_t)((const char *)memchr(buf, '\0', len) - buf),
 				"NUL byte in the file");
@@ -750,7 +762,7 @@ int json_parse_table(const char *buf, size_t len, const char *name, const struct
 	}
 	table_render_tail(t);
 	if (t->text.oom) {
-		rc = scope_fail(err, SCOPE_EIO, -ENOMEM, "out of memory");
+		rc = err_set(err, SCOPE_EIO, -ENOMEM, "out of memory");
 		goto fail;
 	}
 	t->text_valid = true;

@@ -14,23 +14,23 @@
 
 static int oom(struct scope_err *err)
 {
-	return scope_fail(err, SCOPE_EIO, -ENOMEM, "out of memory");
+	return err_set(err, SCOPE_EIO, -ENOMEM, "out of memory");
 }
 
 static int err_unknown(struct scope_err *err, const char *name)
 {
-	return scope_fail(err, SCOPE_EUNKNOWN, -ENOENT, "pod `%s` is not registered", name);
+	return err_set(err, SCOPE_EUNKNOWN, -ENOENT, "pod `%s` is not registered", name);
 }
 
 static int err_conflict(struct scope_err *err, const struct scope_rule *r, const char *owner)
 {
-	return scope_fail(err, SCOPE_ECONFLICT, -EBUSY,
+	return err_set(err, SCOPE_ECONFLICT, -EBUSY,
 			  "requested scope `%s` conflicts with pod `%s`", r->target, owner);
 }
 
 static int err_not_subset(struct scope_err *err, const struct scope_rule *r, const char *spawner)
 {
-	return scope_fail(err, SCOPE_ENOTSUBSET, -EPERM,
+	return err_set(err, SCOPE_ENOTSUBSET, -EPERM,
 			  "requested scope `%s` is not within spawner `%s`'s effective scope",
 			  r->target, spawner);
 }
@@ -41,10 +41,10 @@ static int check_session(const struct scope_table *t, const char *session,
 	const struct scope_alloc *holder;
 
 	if (!scope_session_valid(session))
-		return scope_fail(err, SCOPE_EINVAL, -EINVAL, "session `%s` is not a UUID", session);
+		return err_set(err, SCOPE_EINVAL, -EINVAL, "session `%s` is not a UUID", session);
 	holder = scope_find_session(t, session);
 	if (holder && holder != self)
-		return scope_fail(err, SCOPE_ESESSION, -EBUSY,
+		return err_set(err, SCOPE_ESESSION, -EBUSY,
 				  "session `%s` is already held by pod `%s`", session, holder->name);
 	return 0;
 }
@@ -52,10 +52,10 @@ static int check_session(const struct scope_table *t, const char *session,
 static int check_socket(const char *socket, struct scope_err *err)
 {
 	if (socket && socket[0] && socket[0] != '/')
-		return scope_fail(err, SCOPE_EINVAL, -EINVAL, "socket `%s` is not an absolute path",
+		return err_set(err, SCOPE_EINVAL, -EINVAL, "socket `%s` is not an absolute path",
 				  socket);
 	if (socket && !utf8_valid(socket, strlen(socket)))
-		return scope_fail(err, SCOPE_EINVAL, -EINVAL,
+		return err_set(err, SCOPE_EINVAL, -EINVAL,
 				  "socket path is not valid UTF-8 (the table is JSON)");
 	return 0;
 }
@@ -66,11 +66,11 @@ static int check_strings(const char *name, const struct scope_rule *rules, size_
 			 struct scope_err *err)
 {
 	if (name && !utf8_valid(name, strlen(name)))
-		return scope_fail(err, SCOPE_EINVAL, -EINVAL,
+		return err_set(err, SCOPE_EINVAL, -EINVAL,
 				  "pod name is not valid UTF-8 (the table is JSON)");
 	for (size_t i = 0; i < n; i++)
 		if (!utf8_valid(rules[i].target, strlen(rules[i].target)))
-			return scope_fail(err, SCOPE_EINVAL, -EINVAL,
+			return err_set(err, SCOPE_EINVAL, -EINVAL,
 					  "target of rule %zu is not valid UTF-8 (the table is JSON)",
 					  i + 1);
 	return 0;
@@ -172,7 +172,7 @@ int scope_register(struct scope_table *t, const struct scope_spec *spec, struct 
 	struct scope_alloc *a;
 
 	if (scope_find(t, spec->name))
-		return scope_fail(err, SCOPE_EDUPLICATE, -EEXIST, "pod name `%s` is already registered",
+		return err_set(err, SCOPE_EDUPLICATE, -EEXIST, "pod name `%s` is already registered",
 				  spec->name);
 	if (session) {
 		int rc = check_session(t, session, NULL, err);
@@ -207,7 +207,7 @@ int scope_delegate(struct scope_table *t, const char *spawner, const struct scop
 	struct scope_alloc *s, *a;
 
 	if (scope_find(t, spec->name))
-		return scope_fail(err, SCOPE_EDUPLICATE, -EEXIST, "pod name `%s` is already registered",
+		return err_set(err, SCOPE_EDUPLICATE, -EEXIST, "pod name `%s` is already registered",
 				  spec->name);
 	s = scope_find(t, spawner);
 	if (!s)
@@ -219,7 +219,7 @@ int scope_delegate(struct scope_table *t, const char *spawner, const struct scop
 		const struct scope_rule *r = &spec->rules[i];
 		const char *owner;
 
-		if (!scope_within_effective_skip(t, s, r, NULL))
+		if (!within_effective_skip(t, s, r, NULL))
 			return err_not_subset(err, r, spawner);
 		owner = scope_conflict_owner(t, r, spawner);
 		if (owner)
@@ -340,9 +340,9 @@ int scope_set_rules(struct scope_table *t, const char *name, const struct scope_
 
 		/* A delegated pod stays within what its parent can give (its
 		 * siblings' shares excluded, its own old share included). */
-		if (parent && !scope_within_effective_skip(t, parent, r, a))
+		if (parent && !within_effective_skip(t, parent, r, a))
 			return err_not_subset(err, r, parent->name);
-		owner = scope_conflict_owner_skip(t, r, parent ? parent->name : NULL, a);
+		owner = conflict_owner_skip(t, r, parent ? parent->name : NULL, a);
 		if (owner)
 			return err_conflict(err, r, owner->name);
 	}
@@ -355,7 +355,7 @@ int scope_set_rules(struct scope_table *t, const char *name, const struct scope_
 				covered = (c->rules[k].perm != SCOPE_WRITE || rules[i].perm == SCOPE_WRITE) &&
 					  scope_covers_fully(&rules[i], &c->rules[k]);
 			if (!covered)
-				return scope_fail(err, SCOPE_EUNCOVERED, -EBUSY,
+				return err_set(err, SCOPE_EUNCOVERED, -EBUSY,
 						  "rules of pod `%s` no longer cover scope `%s` "
 						  "delegated to pod `%s`",
 						  a->name, c->rules[k].target, c->name);

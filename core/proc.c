@@ -51,28 +51,6 @@ int scope_proc_start(uint32_t pid, uint64_t *start)
 	return 0;
 }
 
-uint32_t proc_tgid(uint32_t tid)
-{
-	char path[64], buf[4096], *p;
-	unsigned tgid;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%u/status", tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strstr(buf, "\nTgid:");
-	if (!p || sscanf(p + 6, "%u", &tgid) != 1)
-		return 0;
-	return tgid;
-}
-
 bool scope_pid_alive(uint32_t pid, uint64_t start)
 {
 	uint64_t now;
@@ -277,7 +255,7 @@ int scope_procwatch_collect(struct scope_procwatch *pw)
 			epoll_ctl(pw->epfd, EPOLL_CTL_DEL, w->pidfd, NULL);
 			close(w->pidfd);
 			w->pidfd = -1;
-			w->dead_at = scope_now_ms();
+			w->dead_at = now_ms();
 			if (!w->grace_ms)
 				forget(pw, w);
 			total++;
@@ -296,7 +274,7 @@ bool scope_procwatch_alive(struct scope_procwatch *pw, uint32_t pid, uint64_t st
 	if (w) {
 		if (w->pidfd >= 0)
 			return !(start && w->start && start != w->start);
-		if (scope_now_ms() < w->dead_at + w->grace_ms)
+		if (now_ms() < w->dead_at + w->grace_ms)
 			return true;
 		forget(pw, w);
 		return false;
@@ -316,7 +294,7 @@ void scope_procwatch_grace(struct scope_procwatch *pw, uint32_t pid, unsigned ms
 
 int scope_procwatch_next_deadline(struct scope_procwatch *pw)
 {
-	uint64_t now = scope_now_ms(), best = UINT64_MAX;
+	uint64_t now = now_ms(), best = UINT64_MAX;
 
 	for (size_t i = 0; i < pw->cap; i++) {
 		struct watched *w = &pw->w[i];
@@ -334,7 +312,7 @@ int scope_procwatch_next_deadline(struct scope_procwatch *pw)
  * once a reclaim has run. */
 static void drop_expired(struct scope_procwatch *pw)
 {
-	uint64_t now = scope_now_ms();
+	uint64_t now = now_ms();
 
 	for (size_t i = 0; i < pw->cap;) {
 		struct watched *w = &pw->w[i];
@@ -387,10 +365,10 @@ int scope_default_path(char **out, struct scope_err *err)
 	else if ((v = env("HOME")))
 		n = asprintf(out, "%s/.insomnia/run/scope.lock", v);
 	else
-		return scope_fail(err, SCOPE_EIO, -ENOENT,
+		return err_set(err, SCOPE_EIO, -ENOENT,
 				  "could not resolve scope.lock path (no INSOMNIA_HOME / "
 				  "INSOMNIA_RUNTIME_DIR / XDG_RUNTIME_DIR / HOME)");
 	if (n < 0)
-		return scope_fail(err, SCOPE_EIO, -ENOMEM, "out of memory");
+		return err_set(err, SCOPE_EIO, -ENOMEM, "out of memory");
 	return 0;
 }

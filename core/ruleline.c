@@ -141,7 +141,7 @@ static int parse_line(const char *line, size_t len, size_t lineno, struct scope_
 
 	sp1 = memchr(line, ' ', len);
 	if (!sp1)
-		return scope_fail(err, SCOPE_EINVAL, -EINVAL,
+		return err_set(err, SCOPE_EINVAL, -EINVAL,
 				  "line %zu: expected `PERMISSION RECURSION TARGET`", lineno);
 	wlen = (size_t)(sp1 - line);
 	if (wlen == 5 && memcmp(line, "write", 5) == 0)
@@ -149,12 +149,12 @@ static int parse_line(const char *line, size_t len, size_t lineno, struct scope_
 	else if (wlen == 4 && memcmp(line, "read", 4) == 0)
 		r->perm = SCOPE_READ;
 	else
-		return scope_fail(err, SCOPE_EINVAL, -EINVAL,
+		return err_set(err, SCOPE_EINVAL, -EINVAL,
 				  "line %zu: unknown permission `%.*s` (expected read or write)",
 				  lineno, (int)(wlen > 64 ? 64 : wlen), line);
 	sp2 = memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1));
 	if (!sp2)
-		return scope_fail(err, SCOPE_EINVAL, -EINVAL,
+		return err_set(err, SCOPE_EINVAL, -EINVAL,
 				  "line %zu: expected `PERMISSION RECURSION TARGET`", lineno);
 	wlen = (size_t)(sp2 - sp1 - 1);
 	if (wlen == 9 && memcmp(sp1 + 1, "recursive", 9) == 0)
@@ -162,28 +162,28 @@ static int parse_line(const char *line, size_t len, size_t lineno, struct scope_
 	else if (wlen == 7 && memcmp(sp1 + 1, "shallow", 7) == 0)
 		r->recursive = false;
 	else
-		return scope_fail(err, SCOPE_EINVAL, -EINVAL,
+		return err_set(err, SCOPE_EINVAL, -EINVAL,
 				  "line %zu: unknown recursion `%.*s` (expected recursive or shallow)",
 				  lineno, (int)(wlen > 64 ? 64 : wlen), sp1 + 1);
 	tlen = (size_t)(end - sp2 - 1);
 	target = malloc(tlen + 1);
 	if (!target)
-		return scope_fail(err, SCOPE_EIO, -ENOMEM, "out of memory");
+		return err_set(err, SCOPE_EIO, -ENOMEM, "out of memory");
 	if (memchr(sp2 + 1, '\0', tlen) || unescape(sp2 + 1, tlen, target, &tlen) < 0) {
 		free(target);
-		return scope_fail(err, SCOPE_EINVAL, -EINVAL,
+		return err_set(err, SCOPE_EINVAL, -EINVAL,
 				  "line %zu: bad escape in target (use \\ooo, three octal digits, "
 				  "not \\000)",
 				  lineno);
 	}
 	if (!utf8_valid(target, tlen)) {
 		free(target);
-		return scope_fail(err, SCOPE_EINVAL, -EINVAL,
+		return err_set(err, SCOPE_EINVAL, -EINVAL,
 				  "line %zu: target is not valid UTF-8 (the table is JSON)", lineno);
 	}
 	if (!scope_target_valid(target)) {
 		free(target);
-		return scope_fail(err, SCOPE_EINVAL, -EINVAL,
+		return err_set(err, SCOPE_EINVAL, -EINVAL,
 				  "line %zu: target `%.*s` is not an absolute normalised path "
 				  "(no `.`, `..`, empty component or trailing `/`)",
 				  lineno, (int)(tlen > 200 ? 200 : tlen), sp2 + 1);
@@ -209,7 +209,7 @@ int scope_rules_parse(const char *text, size_t len, struct scope_rule **rules, s
 
 		lineno++;
 		if (llen == 0) {
-			rc = scope_fail(err, SCOPE_EINVAL, -EINVAL, "line %zu: empty line", lineno);
+			rc = err_set(err, SCOPE_EINVAL, -EINVAL, "line %zu: empty line", lineno);
 			goto fail;
 		}
 		if (n == cap) {
@@ -217,7 +217,7 @@ int scope_rules_parse(const char *text, size_t len, struct scope_rule **rules, s
 			struct scope_rule *nr = realloc(r, ncap * sizeof(*r));
 
 			if (!nr) {
-				rc = scope_fail(err, SCOPE_EIO, -ENOMEM, "out of memory");
+				rc = err_set(err, SCOPE_EIO, -ENOMEM, "out of memory");
 				goto fail;
 			}
 			r = nr;
@@ -232,7 +232,7 @@ int scope_rules_parse(const char *text, size_t len, struct scope_rule **rules, s
 	if (!r) {
 		r = calloc(1, sizeof(*r));
 		if (!r)
-			return scope_fail(err, SCOPE_EIO, -ENOMEM, "out of memory");
+			return err_set(err, SCOPE_EIO, -ENOMEM, "out of memory");
 	}
 	*rules = r;
 	*nrules = n;
@@ -289,7 +289,7 @@ void scope_uuid_v7(char out[37])
 		if (r < 0) {
 			/* getrandom only fails before the pool is ready or on EINTR; the
 			 * clock keeps ids distinct enough for a session id then. */
-			uint64_t x = scope_hash(&ts, sizeof(ts)) ^ (uint64_t)r;
+			uint64_t x = hash64(&ts, sizeof(ts)) ^ (uint64_t)r;
 
 			memcpy(b + got, &x, sizeof(b) - got < 8 ? sizeof(b) - got : 8);
 			got += sizeof(b) - got < 8 ? sizeof(b) - got : 8;

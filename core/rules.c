@@ -119,7 +119,7 @@ static bool covered_by(const struct scope_rule *rules, size_t n, const struct sc
 
 /* Effective write check of PARENT, ignoring child SKIP (the pod whose own
  * rules are being replaced). */
-bool scope_within_effective_skip(const struct scope_table *t, const struct scope_alloc *parent,
+bool within_effective_skip(const struct scope_table *t, const struct scope_alloc *parent,
 				 const struct scope_rule *rule, const struct scope_alloc *skip)
 {
 	struct scope_alloc *c;
@@ -141,7 +141,7 @@ bool scope_within_effective_write(const struct scope_table *t, const char *paren
 {
 	struct scope_alloc *p = scope_find(t, parent);
 
-	return p && scope_within_effective_skip(t, p, rule, NULL);
+	return p && within_effective_skip(t, p, rule, NULL);
 }
 
 /* The deepest pod under A whose write rules overlap RULE; SKIP's subtree
@@ -165,7 +165,7 @@ static const struct scope_alloc *conflict_in_subtree(const struct scope_table *t
 	return a;
 }
 
-const struct scope_alloc *scope_conflict_owner_skip(const struct scope_table *t,
+const struct scope_alloc *conflict_owner_skip(const struct scope_table *t,
 						    const struct scope_rule *rule, const char *exempt,
 						    const struct scope_alloc *skip)
 {
@@ -193,7 +193,7 @@ const struct scope_alloc *scope_conflict_owner_skip(const struct scope_table *t,
 const char *scope_conflict_owner(const struct scope_table *t, const struct scope_rule *rule,
 				 const char *exempt)
 {
-	const struct scope_alloc *owner = scope_conflict_owner_skip(t, rule, exempt, NULL);
+	const struct scope_alloc *owner = conflict_owner_skip(t, rule, exempt, NULL);
 
 	return owner ? owner->name : NULL;
 }

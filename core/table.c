@@ -15,7 +15,7 @@
 
 static atomic_uint_fast64_t gen_counter = 1;
 
-uint64_t scope_next_gen(void)
+uint64_t next_gen(void)
 {
 	return atomic_fetch_add(&gen_counter, 1);
 }
@@ -32,7 +32,7 @@ struct scope_alloc *alloc_new(void)
 		return NULL;
 	}
 	a->priv->dirty = true;
-	a->gen = scope_next_gen();
+	a->gen = next_gen();
 	return a;
 }
 
@@ -116,7 +116,7 @@ struct scope_alloc *scope_table_at(const struct scope_table *t, size_t i)
 
 static size_t name_slot(const struct scope_table *t, const char *name)
 {
-	return (size_t)scope_hash(name, strlen(name)) & (t->hcap - 1);
+	return (size_t)hash64(name, strlen(name)) & (t->hcap - 1);
 }
 
 static void hash_put(struct scope_table *t, struct scope_alloc *a)
@@ -335,7 +335,7 @@ void table_touch(struct scope_table *t, struct scope_alloc *a)
 	free(a->priv->meta); /* the rules may have changed */
 	a->priv->meta = NULL;
 	a->priv->dirty = true;
-	a->gen = scope_next_gen();
+	a->gen = next_gen();
 	t->modified = true;
 	if (i < t->first_change)
 		t->first_change = i;

@@ -89,7 +89,7 @@ void sbuf_release(struct sbuf *b)
 	memset(b, 0, sizeof(*b));
 }
 
-int scope_fail(struct scope_err *err, enum scope_kind kind, int code, const char *fmt, ...)
+int err_set(struct scope_err *err, enum scope_kind kind, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -108,7 +108,7 @@ char *xstrdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-uint64_t scope_now_ms(void)
+uint64_t now_ms(void)
 {
 	struct timespec ts;
 
@@ -118,7 +118,7 @@ uint64_t scope_now_ms(void)
 
 /* A fast 64-bit hash (word at a time, multiply-xorshift); not cryptographic:
  * it tells a torn journal from a whole one and spreads hash buckets. */
-uint64_t scope_hash(const void *data, size_t len)
+uint64_t hash64(const void *data, size_t len)
 {
 	const unsigned char *p = data;
 	uint64_t h = 0x9e3779b97f4a7c15u ^ len;
