@@ -199,6 +199,7 @@ int main(int argc, char *argv[])
 	struct scopefs d = { 0 };
 	struct scope_err err = { 0 };
 	char *table = NULL, *mountpoint = NULL, *real = NULL;
+	pid_t guard = -1;
 	bool mounted = false, handlers = false;
 	int rc, ret = 1;
 
@@ -273,6 +274,12 @@ int main(int argc, char *argv[])
 	if (fuse_set_signal_handlers(d.se) != 0)
 		goto out;
 	handlers = true;
+	rc = guard_dead_mount(mountpoint);
+	if (rc < 0) {
+		fprintf(stderr, "scopefs: `%s` holds the mount of a dead daemon, which cannot be "
+				"detached: %s\n", mountpoint, strerror(-rc));
+		goto out;
+	}
 	if (fuse_session_mount(d.se, mountpoint) != 0)
 		goto out;
 	mounted = true;
@@ -284,8 +291,10 @@ int main(int argc, char *argv[])
 	if (fuse_daemonize(copts.foreground) != 0)
 		goto out;
 
-	/* Threads only now: daemonizing forks, and threads do not follow. */
+	/* Threads only now: daemonizing forks, and threads do not follow.
+	 * The guard is forked by this thread, the one that runs the session. */
 	sfs_log_init(copts.foreground);
+	guard = guard_start(real);
 	if ((rc = notifier_start(&d.inodes, d.se)) < 0 ||
 	    (rc = notifier_start(&d.entries, d.se)) < 0 ||
 	    (d.fast_read && (rc = notifier_start(&d.pages, d.se)) < 0) ||
@@ -311,6 +320,7 @@ int main(int argc, char *argv[])
 	 * with SIGTERM, SIGINT or SIGHUP is a clean exit. */
 	ret = (rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP) ? 0 : 1;
 out:
+	guard_stop(guard);
 	/* The watcher first (it changes the table and queues notifications),
 	 * then parked readers get their answer before the mount goes.  The
 	 * loopback thread is joined last: a request of its own in flight ends

@@ -35,6 +35,17 @@
 #define SCOPEFS_EVENTS_MAX 4096
 
 /* ------------------------------------------------------------------ */
+/* guard.c: what a crash leaves behind */
+
+/* Detaches the mount of a dead daemon at MOUNTPOINT, if there is one:
+ * 1 if it did, 0 if there was none. */
+int guard_dead_mount(const char *mountpoint);
+/* Starts the process that aborts the connection if the calling thread
+ * dies without guard_stop (a SIGKILLed daemon); its pid, or -errno. */
+pid_t guard_start(const char *mountpoint);
+void guard_stop(pid_t pid);
+
+/* ------------------------------------------------------------------ */
 /* log.c */
 
 void sfs_log_init(bool foreground);

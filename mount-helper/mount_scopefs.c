@@ -298,8 +298,9 @@ static char *mounted_at(const char *path)
 /*
  * The mount point must be an existing directory on which nothing is
  * mounted yet: the kernel would let the daemon stack a second mount on a
- * busy one, which is never what the user meant.  REAL gets its canonical
- * path.
+ * busy one, which is never what the user meant.  The dead mount a crashed
+ * daemon left is the exception: the daemon takes it over.  REAL gets its
+ * canonical path.
  */
 static int check_mountpoint(const char *mountpoint, char real[PATH_MAX])
 {
@@ -309,14 +310,14 @@ static int check_mountpoint(const char *mountpoint, char real[PATH_MAX])
 	if (stat(mountpoint, &st) < 0) {
 		int err = errno;
 
-		/* What a FUSE mount whose daemon died answers. */
-		if (err == ENOTCONN || err == ECONNABORTED)
-			fprintf(stderr,
-				PROG ": mountpoint `%s` is busy: a mount whose daemon is gone is still "
-				     "there; remove it with `fusermount3 -u %s`\n",
-				mountpoint, mountpoint);
-		else
-			fprintf(stderr, PROG ": mountpoint `%s`: %s\n", mountpoint, strerror(err));
+		/* What a FUSE mount whose daemon died answers: the daemon takes
+		 * it over (detaches it and mounts anew). */
+		if ((err == ENOTCONN || err == ECONNABORTED) && mountpoint[0] == '/' &&
+		    strlen(mountpoint) < PATH_MAX) {
+			strcpy(real, mountpoint);
+			return 0;
+		}
+		fprintf(stderr, PROG ": mountpoint `%s`: %s\n", mountpoint, strerror(err));
 		return -err;
 	}
 	if (!S_ISDIR(st.st_mode)) {

@@ -91,6 +91,14 @@ def wait_unmounted(path, timeout=5):
     return True
 
 
+def comm_of(pid):
+    try:
+        with open("/proc/%s/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def daemons_on(path):
     """Process ids of scopefs daemons whose command line ends in PATH."""
     pids = []
@@ -103,7 +111,8 @@ def daemons_on(path):
         except OSError:
             continue
         if argv and os.path.basename(argv[0]) == b"scopefs" and argv[-1] == os.fsencode(path):
-            pids.append(int(pid))
+            if comm_of(pid) != "scopefs-guard":  # the daemon's crash guard
+                pids.append(int(pid))
     return pids
 
 
