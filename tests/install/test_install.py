@@ -161,6 +161,10 @@ class Install(unittest.TestCase):
         self.assertIn("-L" + self.d(self.dir_of("libdir")), flags)
         self.assertIn("-lscope", flags)
         exe = os.path.join(self.tmp, "register_pod")
+        # A sanitized build installs a sanitized library: its runtime must
+        # come first, so the client is built the same way.
+        if os.environ.get("SCOPEFS_SANITIZED"):
+            flags = ["-fsanitize=address,undefined"] + flags
         r = subprocess.run(CC + ["-o", exe, os.path.join(SOURCE, "register_pod.c")] + flags,
                            env=env, capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

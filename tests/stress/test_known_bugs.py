@@ -1,14 +1,11 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Known bugs of the daemon, each shown by a test that fails today.
-
-meson runs these with should_fail (suite 'known-failing'): they report
-EXPECTEDFAIL while the bug is there and UNEXPECTEDPASS (a failure) once it
-is fixed, which is the moment to move the test into the 'stress' suite.
+"""Bugs the stress tests found, each kept as a regression test: every one
+of these failed before its fix (what it was and how it is fixed below).
 
     test_known_bugs.py kill-wedge
         SIGKILL of the daemon while clients mkdir/rmdir at the root: the
-        daemon must die (and release the table's flock) at once.  Today one
+        daemon must die (and release the table's flock) at once.  Before the fix one
         of its threads is often left in the kernel in
         fuse_reverse_inval_entry, waiting for the root directory's lock,
         which a client's mkdir holds while it waits for an answer that the
@@ -20,7 +17,7 @@ is fixed, which is the moment to move the test into the 'stress' suite.
 
     test_known_bugs.py stale-mount
         A new daemon started on a mountpoint where a killed daemon's mount
-        is left (ENOTCONN) must mount (or take the stale mount over); today
+        is left (ENOTCONN) must mount (or take the stale mount over); before the fix
         it exits 1 with "fuse: failed to access mountpoint ...: Transport
         endpoint is not connected", so restarting after a crash needs a
         manual `fusermount3 -u -z` first.
@@ -42,8 +39,15 @@ is fixed, which is the moment to move the test into the 'stress' suite.
         visibility, so a program on the core that defines a function of
         the same name replaces the core's own: the core then calls the
         program's function.  The daemon itself defines proc_tgid with
-        another signature than the core's (harmless today only because the
+        another signature than the core's (harmless before the fix only because the
         core never calls its own).
+
+Fixes: the daemon forks a small guard (fs/guard.c) that aborts the
+    connection through fusectl when the session's thread dies, which
+    answers the waiting client and lets the daemon die; a new daemon
+    detaches a dead mount before mounting; the core writes only to the
+    journal that has the name (core/file.c); libscope exports only the
+    scope_* API (core/libscope.map).
 """
 
 import os
