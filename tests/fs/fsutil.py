@@ -11,6 +11,7 @@ import errno
 import fcntl
 import json
 import os
+import pwd
 import re
 import shutil
 import stat
@@ -42,6 +43,16 @@ def require_fuse():
     os.close(fd)
     if not shutil.which("fusermount3"):
         raise RuntimeError("fusermount3 is missing, cannot test scopefs")
+
+
+def ensure_user(name):
+    """The passwd entry of system user NAME, made first if missing."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        name], check=True)
+        return pwd.getpwnam(name)
 
 
 def is_mounted(path):

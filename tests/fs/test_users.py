@@ -6,12 +6,11 @@ and adopting another user's process refused by the daemon."""
 
 import errno
 import os
-import pwd
 import stat
 import subprocess
 import sys
 
-from fsutil import MountTest, main, read, write
+from fsutil import MountTest, ensure_user, main, read, write
 
 USERS = ("scopefs-ta", "scopefs-tb")
 
@@ -37,15 +36,6 @@ try:
 except OSError as e:
     print(e.errno)
 """
-
-
-def ensure_user(name):
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        name], check=True)
-        return pwd.getpwnam(name)
 
 
 class Users(MountTest):

@@ -23,6 +23,10 @@ import tempfile
 import time
 import uuid
 
+# The integration tests' helpers (tests/fs), shared rather than copied.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fs"))
+import fsutil  # noqa: E402
+
 SCOPEFS = os.environ.get("SCOPEFS")
 DRIVER = os.environ.get("SCOPE_DRIVER")
 SANITIZED = bool(os.environ.get("SCOPEFS_SANITIZED"))
@@ -30,16 +34,12 @@ SANITIZED = bool(os.environ.get("SCOPEFS_SANITIZED"))
 
 def require_fuse():
     """Fail (never skip) when the daemon, the driver or /dev/fuse is unusable."""
-    for what, path in (("SCOPEFS", SCOPEFS), ("SCOPE_DRIVER", DRIVER)):
-        if not path or not os.access(path, os.X_OK):
-            raise RuntimeError("%s does not name an executable: %r" % (what, path))
-    try:
-        fd = os.open("/dev/fuse", os.O_RDWR)
-    except OSError as e:
-        raise RuntimeError("/dev/fuse is unusable, cannot test scopefs: %s" % e)
-    os.close(fd)
-    if not shutil.which("fusermount3"):
-        raise RuntimeError("fusermount3 is missing, cannot test scopefs")
+    if not DRIVER or not os.access(DRIVER, os.X_OK):
+        raise RuntimeError("SCOPE_DRIVER does not name an executable: %r" % DRIVER)
+    fsutil.require_fuse()
+
+
+ensure_user = fsutil.ensure_user
 
 
 def env_number(name, default, kind=float):

@@ -17,7 +17,6 @@ lets a save write through it."""
 
 import errno
 import os
-import pwd
 import shutil
 import stat
 import subprocess
@@ -53,15 +52,6 @@ except OSError as e:
 """
 
 
-def ensure_user(name):
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                        "/usr/sbin/nologin", name], check=True)
-        return pwd.getpwnam(name)
-
-
 def as_user(user):
     return ["setpriv", "--reuid=%d" % user.pw_uid, "--regid=%d" % user.pw_gid,
             "--init-groups", "--"]
@@ -71,7 +61,7 @@ class Users(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         su.require_fuse()
-        cls.a, cls.b = (ensure_user(n) for n in USERS)
+        cls.a, cls.b = (su.ensure_user(n) for n in USERS)
 
     def setUp(self):
         self.tmp = su.new_tmp("scopefs-security-")
@@ -206,7 +196,7 @@ class UnsafeTable(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         su.require_fuse()
-        cls.a = ensure_user(USERS[0])
+        cls.a = su.ensure_user(USERS[0])
 
     def setUp(self):
         self.tmp = su.new_tmp("scopefs-unsafe-")
