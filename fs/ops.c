@@ -88,15 +88,23 @@ static void refuse(fuse_req_t req, const char *op, const char *what, int rc,
 	fuse_reply_err(req, e);
 }
 
+/* refuse(), naming the entry NAME of directory PARENT. */
+static void refuse_at(fuse_req_t req, const char *op, fuse_ino_t parent, const char *name,
+		      int rc, const struct scope_err *err)
+{
+	char what[1400];
+
+	describe(req, parent, name, what, sizeof(what));
+	refuse(req, op, what, rc, err);
+}
+
 static void refuse_simple(fuse_req_t req, const char *op, fuse_ino_t parent, const char *name,
 			  int e, const char *why)
 {
 	struct scope_err err;
-	char what[1400];
 
-	describe(req, parent, name, what, sizeof(what));
 	scopefs_fail(&err, -e, "%s", why);
-	refuse(req, op, what, -e, &err);
+	refuse_at(req, op, parent, name, -e, &err);
 }
 
 /* Fills E for node N and counts the kernel's new reference (mutex held). */
@@ -399,10 +407,7 @@ static void sfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	m.pid = caller_pid(req);
 	rc = scopefs_change(d, do_mkdir, &m, &o, &err, &ticket);
 	if (rc < 0) {
-		char what[1400];
-
-		describe(req, parent, name, what, sizeof(what));
-		refuse(req, "mkdir", what, rc, &err);
+		refuse_at(req, "mkdir", parent, name, rc, &err);
 		return;
 	}
 	notifier_wait(&d->inodes, ticket, WAIT_NOTIFY_MS);
@@ -466,10 +471,7 @@ static void sfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	rc = scopefs_change(d, do_rmdir, &r, &o, &err, &ticket);
 	if (rc < 0) {
-		char what[1400];
-
-		describe(req, parent, name, what, sizeof(what));
-		refuse(req, "rmdir", what, rc, &err);
+		refuse_at(req, "rmdir", parent, name, rc, &err);
 		return;
 	}
 	notifier_wait(&d->inodes, ticket, WAIT_NOTIFY_MS);

@@ -46,16 +46,8 @@ def env_number(name, default, kind=float):
     return kind(v) if v else default
 
 
-def mount_type(path):
-    """The type of what is mounted exactly at PATH, or None."""
-    path = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            mnt = fields[4].encode().decode("unicode_escape")
-            if mnt == path:
-                return fields[fields.index("-") + 1]
-    return None
+# The type of what is mounted exactly at PATH, or None.
+mount_type = fsutil.is_mounted
 
 
 def wedged_threads(pid):
@@ -153,10 +145,16 @@ class Daemon:
     def stop(self, timeout=30):
         """Unmount and wait for the daemon; returns its exit status."""
         if self.proc.poll() is None:
-            r = subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
-            if r.returncode:
-                time.sleep(0.2)
-                subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
+            # The daemon's loopback thread may hold the mount for a moment
+            # (EBUSY): retry a plain unmount, since a lazy one leaves the
+            # connection alive while that reference lasts.
+            deadline = time.monotonic() + 10
+            while subprocess.run(["fusermount3", "-u", self.mnt],
+                                 capture_output=True).returncode:
+                if time.monotonic() > deadline:
+                    subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
+                    break
+                time.sleep(0.1)
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
